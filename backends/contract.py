@@ -1,0 +1,197 @@
+"""The backend contract: the typed values every backend exchanges with the app.
+
+A backend (GAN, diffusion, LLM) subclasses :class:`Backend`. Methods and attacks are plain
+functions registered with :mod:`backends.registry`. Nothing here imports torch or gradio.
+"""
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Literal
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from backends.jobs import JobContext
+
+
+@dataclass
+class Sample:
+    """One generation: an image or a text, made from a seed (and a prompt, if any)."""
+
+    key: str                         # stable id within a generation request, e.g. "seed 7" or "p2 · seed 0"
+    seed: int
+    prompt: str | None = None
+    image: "np.ndarray | None" = None  # (H, W, 3) uint8
+    text: str | None = None
+    labels: dict[str, str] = field(default_factory=dict)  # e.g. {"glasses": "sunglasses"}, judged by a classifier
+    group: str | None = None         # prompt group, e.g. "concept", "neighbour", "unrelated"
+
+
+@dataclass
+class MetricRow:
+    """A number before and after unlearning (either may be None when it does not apply)."""
+
+    name: str
+    before: float | None
+    after: float | None
+    unit: str = ""
+    better: Literal["lower", "higher"] | None = None
+    help: str = ""
+
+    @property
+    def delta(self) -> float | None:
+        if self.before is None or self.after is None:
+            return None
+        return self.after - self.before
+
+
+@dataclass
+class RunResult:
+    """What an unlearning run returns to the app."""
+
+    metrics: list[MetricRow]
+    history: list[dict[str, float]]  # one dict per logged step, always with key "step"
+    summary: str = ""
+
+
+@dataclass
+class MapData:
+    """Points to draw on an embedding map: samples before/after plus text anchors."""
+
+    points: "np.ndarray"   # (N, D) raw embeddings; the app projects them to 2-D
+    labels: list[str]      # colour: e.g. "glasses" / "no glasses"
+    groups: list[str]      # marker: "before", "after" or "anchor"
+    names: list[str]       # hover text
+    title: str = ""
+
+
+@dataclass
+class Chart:
+    """A small chart description, drawn by the app (bar chart or line chart)."""
+
+    kind: Literal["bar", "line"]
+    x: list[Any]
+    series: dict[str, list[float]]
+    title: str = ""
+    x_title: str = ""
+    y_title: str = ""
+
+
+@dataclass
+class AttackResult:
+    """Outcome of an attack on the base and the edited model."""
+
+    summary: list[MetricRow]
+    table: list[dict[str, Any]] = field(default_factory=list)
+    chart: Chart | None = None
+    samples: list[Sample] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class PresetSpec:
+    """An allow-listed model source. ``offline`` presets run with no network on a CPU."""
+
+    backend: str
+    name: str
+    title: str
+    load: Callable[[str], Any]       # load(device) -> base model bundle
+    offline: bool
+    description: str = ""
+
+
+@dataclass
+class MethodCall:
+    """Everything an unlearning method gets. It edits ``model`` in place (a private clone)."""
+
+    backend: "Backend"
+    base: Any                 # frozen base model: read it, never change it
+    model: Any                # the clone to edit (the session's current edit or a copy of the base)
+    config: Any               # the method's validated config dataclass
+    ctx: "JobContext"         # progress, metrics for the live plot, cancel checks
+    picked: list[Sample] = field(default_factory=list)  # gallery samples the user ticked
+
+
+@dataclass
+class AttackCall:
+    """Everything an attack gets. ``edited`` is the base itself when the session has no edit."""
+
+    backend: "Backend"
+    base: Any
+    edited: Any
+    has_edit: bool
+    config: Any
+    ctx: "JobContext"
+    picked: list[Sample] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """An unlearning method: ``run(call: MethodCall) -> None`` edits ``call.model`` in place."""
+
+    backend: str
+    name: str
+    title: str
+    config: type
+    run: Callable[..., None]
+    paper: str = ""
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class AttackSpec:
+    """A probe of the edited model: ``run(call: AttackCall) -> AttackResult``."""
+
+    backend: str
+    name: str
+    title: str
+    config: type
+    run: Callable[..., AttackResult]
+    paper: str = ""
+    description: str = ""
+
+
+class Backend(abc.ABC):
+    """A family of generative models (GAN, diffusion, LLM) the app can unlearn in.
+
+    Model objects are backend-specific bundles. The app never mutates a base model: it asks for
+    :meth:`clone`, lets a method edit the clone, and keeps it only if the run succeeds.
+    """
+
+    name: ClassVar[str]                 # registry key, e.g. "gan"
+    title: ClassVar[str]                # tab title
+    description: ClassVar[str] = ""
+    output: ClassVar[Literal["image", "text"]] = "image"
+    generate_config: ClassVar[type]     # dataclass of the generation controls
+
+    @abc.abstractmethod
+    def clone(self, model: Any) -> Any:
+        """An independent editable copy of ``model`` (editing it never touches ``model``)."""
+
+    @abc.abstractmethod
+    def generate(self, model: Any, config: Any) -> list[Sample]:
+        """Samples for ``config``; the same config gives the same seeds for every model."""
+
+    @abc.abstractmethod
+    def evaluate(self, base: Any, edited: Any, method_config: Any, ctx: "JobContext") -> list[MetricRow]:
+        """Before/after metrics of an edit made with ``method_config``."""
+
+    @abc.abstractmethod
+    def embed(self, base: Any, edited: Any, config: Any) -> MapData:
+        """Representations of the same inputs under both models, for the embedding map."""
+
+    @abc.abstractmethod
+    def state_tensors(self, model: Any) -> dict[str, Any]:
+        """Every tensor that defines the edit-able state (weights, hook statistics), by name."""
+
+    def nbytes(self, model: Any) -> int:
+        """Memory held by a session's edited model (used by the store's LRU cap)."""
+        return sum(int(t.numel()) * int(t.element_size()) for t in self.state_tensors(model).values())
+
+    def concept_of(self, config: Any) -> str:
+        """A short name of what a method config unlearns, for run cards and titles."""
+        for attr in ("concept", "forget_skill", "skill"):
+            value = getattr(config, attr, None)
+            if value:
+                return str(value)
+        return ""

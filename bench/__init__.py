@@ -1,0 +1,1 @@
+"""Benchmarks: ``python -m bench [--only PREFIX]`` prints one JSON object per metric per line."""

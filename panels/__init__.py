@@ -1,0 +1,1 @@
+"""UI panels: thin Gradio callbacks over :class:`backends.lab.Lab` plus pure formatters."""

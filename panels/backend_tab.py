@@ -1,0 +1,336 @@
+"""A generic backend tab, built entirely from the registry: presets, generation controls,
+method forms, attacks, maps, export. A new method or attack needs no code here.
+
+Layout follows FaceFusion's render-then-listen split: :meth:`BackendTab.render` creates the
+components, :meth:`BackendTab.listen` wires the events. Callbacks are thin: parse input, call
+the :class:`~backends.lab.Lab`, format with :mod:`panels.formatters`.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any, Callable, Iterator
+
+import gradio as gr
+
+from backends import registry
+from backends.lab import Lab
+from panels import formatters as fmt
+from panels.controls import collect_values, render_config
+
+log = logging.getLogger(__name__)
+
+#: How often a running job's progress and live plot are pushed to the browser.
+POLL_SECONDS = 0.5
+
+
+def visible_presets(backend: str) -> list[tuple[str, str]]:
+    """(label, name) of the presets shown in the UI; test-only "tiny" presets are hidden unless asked for."""
+    show_tests = os.environ.get("UNLEARNING_LAB_SHOW_TEST_PRESETS") == "1"
+    items = []
+    for name, spec in registry.presets(backend).items():
+        if name == "tiny" and not show_tests:
+            continue
+        items.append((f"{spec.title} · {'offline' if spec.offline else 'downloads from the Hub'}", name))
+    return items
+
+
+def default_preset(backend: str) -> str | None:
+    """The first offline preset shown (the embedded default), else the first shown."""
+    shown = [name for _, name in visible_presets(backend)]
+    offline = [n for n in shown if registry.preset(backend, n).offline]
+    return (offline or shown or [None])[0]
+
+
+def _session(request: gr.Request | None) -> str:
+    return getattr(request, "session_hash", None) or "anonymous"
+
+
+def leave_handler(lab: Lab) -> Callable[[gr.Request], None]:
+    """Unload callback: free the leaving visitor's edits, gallery and job."""
+    def on_leave(request: gr.Request) -> None:
+        lab.leave(_session(request))
+
+    return on_leave
+
+
+def _error_text(exc: Exception) -> str:
+    if isinstance(exc, ValueError):
+        return str(exc)
+    log.exception("callback failed")
+    return f"Internal error ({type(exc).__name__}): {exc}"
+
+
+class BackendTab:
+    """One tab of the app for one registered backend."""
+
+    def __init__(self, lab: Lab, backend: str):
+        self.lab = lab
+        self.backend = registry.backend(backend)
+        self.name = backend
+        self.methods = registry.methods(backend)
+        self.attacks = registry.attacks(backend)
+        self.c: dict[str, Any] = {}
+        self.method_controls: dict[str, dict[str, Any]] = {}
+        self.method_groups: dict[str, Any] = {}
+        self.attack_controls: dict[str, dict[str, Any]] = {}
+        self.attack_groups: dict[str, Any] = {}
+        self.gen_controls: dict[str, Any] = {}
+
+    # render ------------------------------------------------------------------------------
+    def render(self) -> None:
+        be, c = self.backend, self.c
+        gr.Markdown(be.description)
+        with gr.Row(equal_height=True):
+            c["preset"] = gr.Dropdown(choices=visible_presets(self.name), value=default_preset(self.name),
+                                      label="Model", scale=3, elem_id=f"{self.name}-preset")
+            c["load"] = gr.Button("Load model", scale=1, elem_id=f"{self.name}-load")
+        c["status"] = gr.HTML(fmt.message_html("Model not loaded yet: it loads on first use."),
+                              elem_id=f"{self.name}-status")
+
+        with gr.Accordion("1 · Generate (before / after, same seeds)", open=True):
+            self.gen_controls = render_config(be.generate_config)
+            c["generate"] = gr.Button("Generate", variant="primary", elem_id=f"{self.name}-generate")
+            if be.output == "image":
+                c["gallery"] = gr.Gallery(label="Samples: base, and edited beside it once you unlearn",
+                                          columns=4, height="auto", elem_id=f"{self.name}-gallery")
+                c["pick"] = gr.CheckboxGroup(choices=[], label="Forget samples: tick the ones that show what "
+                                             "should be forgotten (for methods that learn from picked samples)",
+                                             elem_id=f"{self.name}-pick")
+            else:
+                c["texts"] = gr.Dataframe(headers=fmt.TEXT_HEADERS, value=[], wrap=True, interactive=False,
+                                          label="Answers: base and edited, same prompts, greedy decoding",
+                                          elem_id=f"{self.name}-texts")
+                c["pick"] = gr.CheckboxGroup(choices=[], visible=False)
+
+        with gr.Accordion("2 · Unlearn", open=True):
+            first = next(iter(self.methods), None)
+            c["method"] = gr.Dropdown(choices=[(m.title, n) for n, m in self.methods.items()], value=first,
+                                      label="Method", elem_id=f"{self.name}-method")
+            for name, spec in self.methods.items():
+                with gr.Group(visible=name == first) as group:
+                    gr.Markdown(self._describe(spec))
+                    self.method_controls[name] = render_config(spec.config)
+                self.method_groups[name] = group
+            with gr.Row():
+                c["run"] = gr.Button("Unlearn", variant="primary", elem_id=f"{self.name}-run")
+                c["cancel"] = gr.Button("Cancel", variant="stop", elem_id=f"{self.name}-cancel")
+            c["progress"] = gr.HTML("", elem_id=f"{self.name}-progress")
+            with gr.Row():
+                c["curve"] = gr.Plot(label="Live loss / metrics", elem_id=f"{self.name}-curve")
+                c["metrics"] = gr.Dataframe(headers=fmt.METRIC_HEADERS, value=[], interactive=False,
+                                            label="Metrics before / after", elem_id=f"{self.name}-metrics")
+            with gr.Accordion("Job log", open=False):
+                c["log"] = gr.Textbox(lines=8, max_lines=20, show_label=False, interactive=False)
+
+        with gr.Accordion("3 · Embedding map (UMAP of representations, before vs after)", open=False):
+            c["map_btn"] = gr.Button("Draw map", elem_id=f"{self.name}-map-btn")
+            c["map"] = gr.Plot(label="Map", elem_id=f"{self.name}-map")
+
+        with gr.Accordion("4 · Attack the edited model", open=False):
+            first_attack = next(iter(self.attacks), None)
+            c["attack"] = gr.Dropdown(choices=[(a.title, n) for n, a in self.attacks.items()], value=first_attack,
+                                      label="Attack", elem_id=f"{self.name}-attack")
+            for name, spec in self.attacks.items():
+                with gr.Group(visible=name == first_attack) as group:
+                    gr.Markdown(self._describe(spec))
+                    self.attack_controls[name] = render_config(spec.config)
+                self.attack_groups[name] = group
+            with gr.Row():
+                c["attack_run"] = gr.Button("Run attack", variant="primary", elem_id=f"{self.name}-attack-run")
+                c["attack_cancel"] = gr.Button("Cancel", variant="stop")
+            c["attack_progress"] = gr.HTML("")
+            c["attack_summary"] = gr.Dataframe(headers=fmt.METRIC_HEADERS, value=[], interactive=False,
+                                               label="Attack summary: base vs edited")
+            c["attack_chart"] = gr.Plot(label="Attack chart")
+            c["attack_table"] = gr.Dataframe(value=[], interactive=False, wrap=True, label="Details")
+
+        with gr.Accordion("5 · Your edits: reset or export", open=False):
+            c["runs"] = gr.Markdown(fmt.runs_markdown([]))
+            with gr.Row():
+                c["reset"] = gr.Button("Reset to base model", elem_id=f"{self.name}-reset")
+                c["export"] = gr.Button("Export edit (safetensors + run card)", elem_id=f"{self.name}-export")
+            c["files"] = gr.File(label="Download", file_count="multiple", interactive=False)
+
+    @staticmethod
+    def _describe(spec: Any) -> str:
+        text = spec.description.split("\n\n")[0] if spec.description else ""
+        paper = f"\n\n*Paper:* {spec.paper}" if spec.paper else ""
+        return f"{text}{paper}"
+
+    # listen ------------------------------------------------------------------------------
+    def listen(self) -> None:
+        c = self.c
+        gen_inputs = {c["preset"], *self.gen_controls.values()}
+        gallery_outputs = [c["status"], c["pick"], c["gallery"] if "gallery" in c else c["texts"]]
+
+        c["preset"].change(self.on_preset, [c["preset"]], [c["status"], c["runs"], c["pick"]])
+        c["load"].click(self.on_load, [c["preset"]], [c["status"]])
+        c["generate"].click(self.on_generate, gen_inputs, gallery_outputs)
+
+        c["method"].change(lambda m: [gr.update(visible=n == m) for n in self.method_groups],
+                           [c["method"]], list(self.method_groups.values()), queue=False)
+        c["attack"].change(lambda a: [gr.update(visible=n == a) for n in self.attack_groups],
+                           [c["attack"]], list(self.attack_groups.values()), queue=False)
+
+        method_inputs = gen_inputs | {c["method"], c["pick"]} | {
+            ctrl for controls in self.method_controls.values() for ctrl in controls.values()}
+        c["run"].click(self.on_run, method_inputs,
+                       [c["progress"], c["curve"], c["log"], c["metrics"], c["runs"], *gallery_outputs],
+                       concurrency_limit=None, show_progress="hidden")
+        c["cancel"].click(self.on_cancel, None, [c["progress"]], queue=False)
+
+        attack_inputs = {c["preset"], c["attack"], c["pick"]} | {
+            ctrl for controls in self.attack_controls.values() for ctrl in controls.values()}
+        c["attack_run"].click(self.on_attack, attack_inputs,
+                              [c["attack_progress"], c["attack_summary"], c["attack_chart"], c["attack_table"]],
+                              concurrency_limit=None, show_progress="hidden")
+        c["attack_cancel"].click(self.on_cancel, None, [c["attack_progress"]], queue=False)
+
+        c["map_btn"].click(self.on_map, gen_inputs, [c["map"], c["status"]])
+        c["reset"].click(self.on_reset, gen_inputs, [c["runs"], *gallery_outputs])
+        c["export"].click(self.on_export, [c["preset"]], [c["files"], c["status"]])
+
+    # callbacks ---------------------------------------------------------------------------
+    def _gen_values(self, data: dict) -> dict[str, Any]:
+        return collect_values(self.backend.generate_config, self.gen_controls, data, None)
+
+    def _gallery_update(self, session: str, preset: str, data: dict) -> list[Any]:
+        """[status, pick, gallery-or-texts] after generating with the current generation settings."""
+        before, after = self.lab.generate(session, self.name, preset, self._gen_values(data))
+        picked = data.get(self.c["pick"]) or []
+        choices = fmt.pick_choices(before)
+        valid = [p for p in picked if 0 <= p < len(choices)]
+        if self.backend.output == "image":
+            shown = fmt.gallery_items(before, after)
+        else:
+            shown = fmt.text_rows(before, after)
+        note = "before and after (your edit), same seeds" if after is not None else "base model (no edit yet)"
+        return [fmt.message_html(f"{len(before)} samples: {note}", "done"),
+                gr.update(choices=choices, value=valid), shown]
+
+    def on_preset(self, preset: str, request: gr.Request):
+        loaded = preset and self.lab.store.is_loaded(self.name, preset)
+        runs = self.lab.runs(_session(request), self.name, preset) if preset else []
+        text = "Model ready." if loaded else "Model not loaded yet: it loads on first use."
+        return fmt.message_html(text), fmt.runs_markdown(runs), gr.update(choices=[], value=[])
+
+    def on_load(self, preset: str) -> Iterator[str]:
+        if not preset:
+            yield fmt.message_html("Choose a model first.", "error")
+            return
+        yield fmt.message_html(f"Loading {registry.preset(self.name, preset).title}…")
+        try:
+            yield fmt.message_html(self.lab.load(self.name, preset), "done")
+        except Exception as exc:  # noqa: BLE001 - shown to the user as one line
+            yield fmt.message_html(_error_text(exc), "error")
+
+    def on_generate(self, data: dict, request: gr.Request) -> Iterator[list[Any]]:
+        preset = data[self.c["preset"]]
+        no_change = [gr.update(), gr.update()]
+        if not self.lab.store.is_loaded(self.name, preset or ""):
+            yield [fmt.message_html("Loading the model (first use)…"), *no_change]
+        try:
+            self.lab.load(self.name, preset)
+            yield self._gallery_update(_session(request), preset, data)
+        except Exception as exc:  # noqa: BLE001
+            yield [fmt.message_html(_error_text(exc), "error"), *no_change]
+
+    def _stream(self, start: Callable[[], Any], on_done: Callable[[Any], list[Any]],
+                live: Callable[[Any], list[Any]], n_outputs: int) -> Iterator[list[Any]]:
+        """Start a job, stream its progress every POLL_SECONDS, then show its result."""
+        keep = [gr.update()] * (n_outputs - 1)
+        try:
+            job = start()
+        except Exception as exc:  # noqa: BLE001
+            yield [fmt.message_html(_error_text(exc), "error"), *keep]
+            return
+        while True:
+            state = job.wait(POLL_SECONDS)
+            if state.is_finished:
+                break
+            yield [fmt.progress_html(state), *live(state)]
+        if state.status != "done":
+            yield [fmt.progress_html(state), *live(state)]
+            return
+        try:
+            yield [fmt.progress_html(state), *on_done(state)]
+        except Exception as exc:  # noqa: BLE001
+            yield [fmt.message_html(_error_text(exc), "error"), *keep]
+
+    def on_run(self, data: dict, request: gr.Request) -> Iterator[list[Any]]:
+        session, preset, method = _session(request), data[self.c["preset"]], data[self.c["method"]]
+        n_keep = 3  # status, pick, gallery
+
+        def start():
+            if not method:
+                raise ValueError("choose a method first")
+            spec = registry.method(self.name, method)
+            values = collect_values(spec.config, self.method_controls[method], data, data.get(self.c["pick"]))
+            return self.lab.start_unlearning(session, self.name, preset, method, values)
+
+        def live(state) -> list[Any]:
+            return [fmt.history_figure(state.history), fmt.job_log(state), gr.update(), gr.update(),
+                    *[gr.update()] * n_keep]
+
+        def done(state) -> list[Any]:
+            result = state.result
+            return [fmt.history_figure(result.history), fmt.job_log(state), fmt.metric_rows(result.metrics),
+                    fmt.runs_markdown(self.lab.runs(session, self.name, preset)),
+                    *self._gallery_update(session, preset, data)]
+
+        yield from self._stream(start, done, live, 5 + n_keep)
+
+    def on_attack(self, data: dict, request: gr.Request) -> Iterator[list[Any]]:
+        session, preset, attack = _session(request), data[self.c["preset"]], data[self.c["attack"]]
+
+        def start():
+            if not attack:
+                raise ValueError("choose an attack first")
+            spec = registry.attack(self.name, attack)
+            values = collect_values(spec.config, self.attack_controls[attack], data, data.get(self.c["pick"]))
+            return self.lab.start_attack(session, self.name, preset, attack, values)
+
+        def live(state) -> list[Any]:
+            return [gr.update(), gr.update(), gr.update()]
+
+        def done(state) -> list[Any]:
+            result = state.result
+            headers, rows = fmt.table_rows(result.table)
+            chart = fmt.chart_figure(result.chart) if result.chart else None
+            return [fmt.metric_rows(result.summary), chart,
+                    gr.update(value=rows, headers=headers) if headers else []]
+
+        yield from self._stream(start, done, live, 4)
+
+    def on_cancel(self, request: gr.Request) -> str:
+        if self.lab.cancel(_session(request)):
+            return fmt.message_html("Cancelling: the job stops at its next step and changes nothing.")
+        return fmt.message_html("Nothing is running.")
+
+    def on_map(self, data: dict, request: gr.Request):
+        try:
+            preset = data[self.c["preset"]]
+            self.lab.load(self.name, preset)
+            mapdata, coords, how = self.lab.embedding_map(_session(request), self.name, preset, self._gen_values(data))
+            return fmt.map_figure(mapdata, coords, how), fmt.message_html(f"Map drawn with {how}.", "done")
+        except Exception as exc:  # noqa: BLE001
+            return gr.update(), fmt.message_html(_error_text(exc), "error")
+
+    def on_reset(self, data: dict, request: gr.Request):
+        session, preset = _session(request), data[self.c["preset"]]
+        try:
+            had = self.lab.reset(session, self.name, preset)
+            refreshed = self._gallery_update(session, preset, data) if self.lab.store.is_loaded(self.name, preset) \
+                else [gr.update(), gr.update(), gr.update()]
+            text = "Reset: your copy is the base model again." if had else "Nothing to reset: no edit yet."
+            return [fmt.runs_markdown([]), fmt.message_html(text, "done"), *refreshed[1:]]
+        except Exception as exc:  # noqa: BLE001
+            return [gr.update(), fmt.message_html(_error_text(exc), "error"), gr.update(), gr.update()]
+
+    def on_export(self, preset: str, request: gr.Request):
+        try:
+            paths = self.lab.export(_session(request), self.name, preset)
+            return list(paths), fmt.message_html("Export ready: download below.", "done")
+        except Exception as exc:  # noqa: BLE001
+            return None, fmt.message_html(_error_text(exc), "error")

@@ -1,0 +1,40 @@
+"""Shared fixtures. Importing tests.fake_backend registers the "toy" backend for every test."""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("UNLEARNING_LAB_DEVICE", "cpu")
+
+import pytest  # noqa: E402
+
+import tests.fake_backend  # noqa: E402,F401  (registers "toy")
+from backends import registry  # noqa: E402
+from backends.jobs import JobManager  # noqa: E402
+from backends.lab import Lab  # noqa: E402
+from backends.store import ModelStore  # noqa: E402
+
+registry.load_all()
+
+
+@pytest.fixture
+def lab(tmp_path, monkeypatch) -> Lab:
+    """A fresh Lab (own store and job manager) exporting into a temp dir."""
+    monkeypatch.setenv("UNLEARNING_LAB_EXPORT_DIR", str(tmp_path / "exports"))
+    return Lab(ModelStore(max_edit_bytes=2**30, device="cpu"), JobManager(concurrency=1))
+
+
+def test_preset(backend: str) -> str:
+    """The preset contract tests use: "tiny" where a backend has one, else its first offline preset."""
+    presets = registry.presets(backend)
+    if "tiny" in presets:
+        return "tiny"
+    offline = [name for name, spec in presets.items() if spec.offline]
+    if not offline:
+        raise AssertionError(f"backend {backend!r} has no offline preset to test with")
+    return offline[0]
+
+
+test_preset.__test__ = False  # a helper, not a test

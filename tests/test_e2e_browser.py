@@ -1,0 +1,108 @@
+"""End to end: start the real app server, drive it in headless Chromium, save a screenshot.
+
+Needs Debian's ``chromium`` and ``chromium-driver`` (``.ci/run`` installs them).
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / "tests" / "artifacts"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+
+pytestmark = pytest.mark.browser
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server():
+    port = free_port()
+    env = dict(os.environ, PORT=str(port), UNLEARNING_LAB_DEVICE="cpu")
+    log = open(ARTIFACTS.mkdir(parents=True, exist_ok=True) or ARTIFACTS / "server.log", "w")
+    proc = subprocess.Popen([sys.executable, "-m", "tests.serve_app", "--host", "127.0.0.1"], cwd=ROOT, env=env,
+                            stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.time() + 180
+    while time.time() < deadline:
+        assert proc.poll() is None, (ARTIFACTS / "server.log").read_text()[-3000:]
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                if r.status == 200:
+                    break
+        except OSError:
+            time.sleep(0.3)
+    else:
+        proc.kill()
+        pytest.fail("the app did not start within 180 s")
+    yield url
+    proc.terminate()
+    proc.wait(20)
+    log.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
+        pytest.fail("Chromium and chromedriver are required: apt-get install chromium chromium-driver")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
+                 "--no-first-run", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--window-size=1400,2200"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    yield driver
+    driver.quit()
+
+
+def test_generate_unlearn_and_compare_in_a_real_browser(server, browser):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as EC
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    wait = WebDriverWait(browser, 90)
+    browser.get(server)
+    # Switch tabs: About first, then the toy backend.
+    wait.until(EC.element_to_be_clickable((By.XPATH, "//button[@role='tab' and normalize-space()='About']"))).click()
+    wait.until(lambda d: "What is machine unlearning?" in d.find_element(By.ID, "about-intro").text)
+    browser.find_element(By.XPATH, "//button[@role='tab' and normalize-space()='Toy']").click()
+
+    wait.until(EC.element_to_be_clickable((By.ID, "toy-generate"))).click()
+    wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#toy-gallery img")) >= 6)
+    assert "samples: base model" in browser.find_element(By.ID, "toy-status").text
+
+    browser.find_element(By.ID, "toy-run").click()
+    wait.until(lambda d: "done" in d.find_element(By.ID, "toy-progress").text)
+    wait.until(lambda d: "red mean" in d.find_element(By.ID, "toy-metrics").text)
+    # After the run the gallery shows before/after pairs with the same seeds.
+    wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#toy-gallery img")) >= 12)
+    captions = browser.find_element(By.ID, "toy-gallery").text
+    assert "seed 0 · before" in captions and "seed 0 · after" in captions
+
+    # A bad value gives a clear message, not a stack trace.
+    browser.find_element(By.CSS_SELECTOR, "#toy-method input").click()
+    wait.until(EC.element_to_be_clickable((By.XPATH, "//*[@role='option' and contains(., 'Forget picked')]"))).click()
+    browser.find_element(By.ID, "toy-run").click()
+    wait.until(lambda d: "pick at least one sample" in d.find_element(By.ID, "toy-progress").text)
+    assert "Traceback" not in browser.page_source
+
+    browser.save_screenshot(str(ARTIFACTS / "e2e.png"))
+    assert (ARTIFACTS / "e2e.png").stat().st_size > 10_000

@@ -1,0 +1,74 @@
+import threading
+
+import pytest
+
+from backends import registry
+from backends.store import ModelStore
+
+
+class Counting:
+    """Wraps the toy preset's loader to count loads."""
+
+    def __init__(self, monkeypatch):
+        self.calls = 0
+        spec = registry.preset("toy", "toy")
+        original = spec.load
+
+        def load(device):
+            self.calls += 1
+            return original(device)
+
+        monkeypatch.setitem(registry._presets["toy"], "toy", spec.__class__(
+            spec.backend, spec.name, spec.title, load, spec.offline, spec.description))
+
+
+def test_base_loads_once_under_concurrency(monkeypatch):
+    counter = Counting(monkeypatch)
+    store = ModelStore(device="cpu")
+    got = []
+    threads = [threading.Thread(target=lambda: got.append(store.base("toy", "toy"))) for _ in range(6)]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    assert counter.calls == 1 and all(g is got[0] for g in got)
+
+
+def test_unknown_preset_is_refused():
+    with pytest.raises(ValueError, match="unknown toy preset 'some/repo'"):
+        ModelStore(device="cpu").base("toy", "some/repo")
+
+
+def test_sessions_are_isolated_and_reset_restores_base():
+    store = ModelStore(device="cpu")
+    base = store.base("toy", "toy")
+    edited = registry.backend("toy").clone(base)
+    store.commit("alice", "toy", "toy", edited, {"method": "dim"})
+    assert store.current("alice", "toy", "toy") is edited
+    assert store.current("bob", "toy", "toy") is base
+    assert store.reset("alice", "toy", "toy")
+    assert store.current("alice", "toy", "toy") is base
+    assert not store.reset("alice", "toy", "toy")
+
+
+def test_commits_chain_run_cards():
+    store = ModelStore(device="cpu")
+    be = registry.backend("toy")
+    base = store.base("toy", "toy")
+    store.commit("s", "toy", "toy", be.clone(base), {"concept": "red"})
+    edit = store.commit("s", "toy", "toy", be.clone(base), {"concept": "green"})
+    assert [r["concept"] for r in edit.runs] == ["red", "green"]
+
+
+def test_lru_cap_evicts_least_recent_other_sessions():
+    be = registry.backend("toy")
+    one = be.nbytes(be.clone(ModelStore(device="cpu").base("toy", "toy")))
+    store = ModelStore(max_edit_bytes=2 * one, device="cpu")
+    base = store.base("toy", "toy")
+    for session in ("a", "b"):
+        store.commit(session, "toy", "toy", be.clone(base), {})
+    store.edit("a", "toy", "toy")  # touch a: b is now least recent
+    store.commit("c", "toy", "toy", be.clone(base), {})
+    assert store.sessions() == {"a", "c"}
+    assert store.was_evicted("b", "toy", "toy")
+    assert store.total_edit_bytes() <= 2 * one
+    store.drop_session("a")
+    assert store.sessions() == {"c"}
