@@ -61,6 +61,17 @@ class Lab:
             self._galleries[(session, backend, preset)] = before
         return before, after
 
+    def chat(self, session: str, backend: str, preset: str, message: str) -> tuple[str, str | None]:
+        """One message answered by the base and, if there is one, by the session's edit."""
+        be = registry.backend(backend)
+        if not hasattr(be, "chat"):
+            raise ValueError(f"the {be.title} tab has no chat")
+        if not message or not message.strip():
+            raise ValueError("type a message first")
+        base = self.store.base(backend, preset)
+        edit = self.store.edit(session, backend, preset)
+        return be.chat(base, message.strip()), (be.chat(edit.model, message.strip()) if edit else None)
+
     def gallery(self, session: str, backend: str, preset: str) -> list[Sample]:
         with self._lock:
             return list(self._galleries.get((session, backend, preset), []))

@@ -1,7 +1,7 @@
 """Run the benchmarks: one JSON object per line, ``{"name": ..., "value": ..., "unit": ...}``.
 
-Each area is a module ``bench.<area>`` with ``PREFIX`` (the start of its metric names) and
-``run()`` yielding metric dicts. ``--only PREFIX`` runs the areas whose metrics can match and
+Each area is a module ``bench.<area>`` whose ``run()`` yields metric dicts; :data:`AREAS`
+names the start of its metric names. ``--only PREFIX`` runs the areas whose metrics can match and
 prints only the metrics whose names start with PREFIX.
 """
 from __future__ import annotations
@@ -15,6 +15,12 @@ import traceback
 #: (module, metric-name prefix) of every benchmark area, cheapest first.
 AREAS: tuple[tuple[str, str], ...] = (
     ("bench.app", "app."),
+    ("bench.faceworld_clip", "faceworld.clip"),
+    ("bench.faceworld_gan", "faceworld.gan"),
+    ("bench.faceworld_diffusion", "faceworld.diffusion"),
+    ("bench.gan", "gan."),
+    ("bench.diffusion", "diffusion."),
+    ("bench.llm", "llm."),
 )
 
 

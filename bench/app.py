@@ -11,7 +11,6 @@ import urllib.request
 from pathlib import Path
 from typing import Iterator
 
-PREFIX = "app."
 ROOT = Path(__file__).resolve().parent.parent
 RUNS = 3
 

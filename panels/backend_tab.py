@@ -89,61 +89,82 @@ class BackendTab:
                               elem_id=f"{self.name}-status")
 
         with gr.Accordion("1 · Generate (before / after, same seeds)", open=True):
-            self.gen_controls = render_config(be.generate_config)
-            c["generate"] = gr.Button("Generate", variant="primary", elem_id=f"{self.name}-generate")
-            if be.output == "image":
-                c["gallery"] = gr.Gallery(label="Samples: base, and edited beside it once you unlearn",
-                                          columns=4, height="auto", elem_id=f"{self.name}-gallery")
-                c["pick"] = gr.CheckboxGroup(choices=[], label="Forget samples: tick the ones that show what "
-                                             "should be forgotten (for methods that learn from picked samples)",
-                                             elem_id=f"{self.name}-pick")
-            else:
-                c["texts"] = gr.Dataframe(headers=fmt.TEXT_HEADERS, value=[], wrap=True, interactive=False,
-                                          label="Answers: base and edited, same prompts, greedy decoding",
-                                          elem_id=f"{self.name}-texts")
-                c["pick"] = gr.CheckboxGroup(choices=[], visible=False)
+            with gr.Row():
+                with gr.Column(scale=1, min_width=280):
+                    self.gen_controls = render_config(be.generate_config)
+                    c["generate"] = gr.Button("Generate", variant="primary", elem_id=f"{self.name}-generate")
+                with gr.Column(scale=3):
+                    if be.output == "image":
+                        c["gallery"] = gr.Gallery(label="Samples: base, and edited beside it once you unlearn",
+                                                  columns=6, height="auto", object_fit="contain",
+                                                  elem_id=f"{self.name}-gallery")
+                        c["pick"] = gr.CheckboxGroup(
+                            choices=[], elem_id=f"{self.name}-pick",
+                            label="Forget samples: tick those that show what should be forgotten "
+                                  "(used by methods that learn from picked samples)")
+                    else:
+                        c["texts"] = gr.Dataframe(headers=fmt.TEXT_HEADERS, value=[], wrap=True,
+                                                  interactive=False, elem_id=f"{self.name}-texts",
+                                                  label="Answers: base and edited, same prompts, greedy decoding")
+                        c["pick"] = gr.CheckboxGroup(choices=[], visible=False)
+            if hasattr(be, "chat"):
+                with gr.Row(equal_height=True):
+                    c["chat_in"] = gr.Textbox(label="Ask both models", scale=4, elem_id=f"{self.name}-chat-in",
+                                              placeholder="Type a message; the base and your edited model answer.")
+                    c["chat_btn"] = gr.Button("Ask", scale=1, elem_id=f"{self.name}-chat-btn")
+                with gr.Row():
+                    c["chat_base"] = gr.Textbox(label="Base model", lines=6, interactive=False)
+                    c["chat_edit"] = gr.Textbox(label="Your edited model", lines=6, interactive=False,
+                                                elem_id=f"{self.name}-chat-edit")
 
         with gr.Accordion("2 · Unlearn", open=True):
-            first = next(iter(self.methods), None)
-            c["method"] = gr.Dropdown(choices=[(m.title, n) for n, m in self.methods.items()], value=first,
-                                      label="Method", elem_id=f"{self.name}-method")
-            for name, spec in self.methods.items():
-                with gr.Group(visible=name == first) as group:
-                    gr.Markdown(self._describe(spec))
-                    self.method_controls[name] = render_config(spec.config)
-                self.method_groups[name] = group
             with gr.Row():
-                c["run"] = gr.Button("Unlearn", variant="primary", elem_id=f"{self.name}-run")
-                c["cancel"] = gr.Button("Cancel", variant="stop", elem_id=f"{self.name}-cancel")
-            c["progress"] = gr.HTML("", elem_id=f"{self.name}-progress")
-            with gr.Row():
-                c["curve"] = gr.Plot(label="Live loss / metrics", elem_id=f"{self.name}-curve")
-                c["metrics"] = gr.Dataframe(headers=fmt.METRIC_HEADERS, value=[], interactive=False,
-                                            label="Metrics before / after", elem_id=f"{self.name}-metrics")
-            with gr.Accordion("Job log", open=False):
-                c["log"] = gr.Textbox(lines=8, max_lines=20, show_label=False, interactive=False)
+                with gr.Column(scale=1, min_width=280):
+                    first = next(iter(self.methods), None)
+                    c["method"] = gr.Dropdown(choices=[(m.title, n) for n, m in self.methods.items()], value=first,
+                                              label="Method", elem_id=f"{self.name}-method")
+                    for name, spec in self.methods.items():
+                        with gr.Group(visible=name == first) as group:
+                            gr.Markdown(self._describe(spec))
+                            self.method_controls[name] = render_config(spec.config)
+                        self.method_groups[name] = group
+                    with gr.Row():
+                        c["run"] = gr.Button("Unlearn", variant="primary", elem_id=f"{self.name}-run")
+                        c["cancel"] = gr.Button("Cancel", variant="stop", elem_id=f"{self.name}-cancel")
+                with gr.Column(scale=2):
+                    c["progress"] = gr.HTML("", elem_id=f"{self.name}-progress")
+                    c["curve"] = gr.Plot(label="Live loss / metrics", elem_id=f"{self.name}-curve")
+                    c["metrics"] = gr.Dataframe(headers=fmt.METRIC_HEADERS, value=[], interactive=False,
+                                                label="Metrics before / after", elem_id=f"{self.name}-metrics")
+                    with gr.Accordion("Job log", open=False):
+                        c["log"] = gr.Textbox(lines=8, max_lines=20, show_label=False, interactive=False)
 
         with gr.Accordion("3 · Embedding map (UMAP of representations, before vs after)", open=False):
             c["map_btn"] = gr.Button("Draw map", elem_id=f"{self.name}-map-btn")
             c["map"] = gr.Plot(label="Map", elem_id=f"{self.name}-map")
 
         with gr.Accordion("4 · Attack the edited model", open=False):
-            first_attack = next(iter(self.attacks), None)
-            c["attack"] = gr.Dropdown(choices=[(a.title, n) for n, a in self.attacks.items()], value=first_attack,
-                                      label="Attack", elem_id=f"{self.name}-attack")
-            for name, spec in self.attacks.items():
-                with gr.Group(visible=name == first_attack) as group:
-                    gr.Markdown(self._describe(spec))
-                    self.attack_controls[name] = render_config(spec.config)
-                self.attack_groups[name] = group
             with gr.Row():
-                c["attack_run"] = gr.Button("Run attack", variant="primary", elem_id=f"{self.name}-attack-run")
-                c["attack_cancel"] = gr.Button("Cancel", variant="stop")
-            c["attack_progress"] = gr.HTML("")
-            c["attack_summary"] = gr.Dataframe(headers=fmt.METRIC_HEADERS, value=[], interactive=False,
-                                               label="Attack summary: base vs edited")
-            c["attack_chart"] = gr.Plot(label="Attack chart")
-            c["attack_table"] = gr.Dataframe(value=[], interactive=False, wrap=True, label="Details")
+                with gr.Column(scale=1, min_width=280):
+                    first_attack = next(iter(self.attacks), None)
+                    c["attack"] = gr.Dropdown(choices=[(a.title, n) for n, a in self.attacks.items()],
+                                              value=first_attack, label="Attack", elem_id=f"{self.name}-attack")
+                    for name, spec in self.attacks.items():
+                        with gr.Group(visible=name == first_attack) as group:
+                            gr.Markdown(self._describe(spec))
+                            self.attack_controls[name] = render_config(spec.config)
+                        self.attack_groups[name] = group
+                    with gr.Row():
+                        c["attack_run"] = gr.Button("Run attack", variant="primary",
+                                                    elem_id=f"{self.name}-attack-run")
+                        c["attack_cancel"] = gr.Button("Cancel", variant="stop")
+                with gr.Column(scale=2):
+                    c["attack_progress"] = gr.HTML("", elem_id=f"{self.name}-attack-progress")
+                    c["attack_summary"] = gr.Dataframe(headers=fmt.METRIC_HEADERS, value=[], interactive=False,
+                                                       label="Attack summary: base vs edited",
+                                                       elem_id=f"{self.name}-attack-summary")
+                    c["attack_chart"] = gr.Plot(label="Attack chart")
+                    c["attack_table"] = gr.Dataframe(value=[], interactive=False, wrap=True, label="Details")
 
         with gr.Accordion("5 · Your edits: reset or export", open=False):
             c["runs"] = gr.Markdown(fmt.runs_markdown([]))
@@ -187,6 +208,10 @@ class BackendTab:
                               concurrency_limit=None, show_progress="hidden")
         c["attack_cancel"].click(self.on_cancel, None, [c["attack_progress"]], queue=False)
 
+        if "chat_btn" in c:
+            chat_inputs = [c["preset"], c["chat_in"]]
+            c["chat_btn"].click(self.on_chat, chat_inputs, [c["chat_base"], c["chat_edit"], c["status"]])
+            c["chat_in"].submit(self.on_chat, chat_inputs, [c["chat_base"], c["chat_edit"], c["status"]])
         c["map_btn"].click(self.on_map, gen_inputs, [c["map"], c["status"]])
         c["reset"].click(self.on_reset, gen_inputs, [c["runs"], *gallery_outputs])
         c["export"].click(self.on_export, [c["preset"]], [c["files"], c["status"]])
@@ -307,6 +332,15 @@ class BackendTab:
         if self.lab.cancel(_session(request)):
             return fmt.message_html("Cancelling: the job stops at its next step and changes nothing.")
         return fmt.message_html("Nothing is running.")
+
+    def on_chat(self, preset: str, message: str, request: gr.Request):
+        try:
+            self.lab.load(self.name, preset)
+            base_answer, edited_answer = self.lab.chat(_session(request), self.name, preset, message)
+            note = "answered by both models" if edited_answer is not None else "no edit yet: base model only"
+            return base_answer, edited_answer or "(no edit yet)", fmt.message_html(note, "done")
+        except Exception as exc:  # noqa: BLE001
+            return gr.update(), gr.update(), fmt.message_html(_error_text(exc), "error")
 
     def on_map(self, data: dict, request: gr.Request):
         try:

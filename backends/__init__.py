@@ -1,0 +1,1 @@
+"""Compute side of Unlearning Lab: models, methods, attacks. Never imports gradio."""

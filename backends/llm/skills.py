@@ -1,0 +1,89 @@
+"""Skill sets for LLM unlearning: prompts, references and scorer data, split into probe and test halves.
+
+The sets are made by ``scripts/make_skill_sets.py`` from templates and hand-written tables (no
+downloads) and shipped as ``assets/llm_skills/<skill>.json``; ``assets/llm_skills/README.md``
+explains how each was made and why each scorer is a fair criterion. The probe half is what methods
+may look at (probing, training); the test half is only for measuring.
+"""
+from __future__ import annotations
+
+import functools
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+SKILLS: tuple[str, ...] = ("python_coding", "story_writing", "factual_qa", "antonyms")
+SKILL_TITLES: dict[str, str] = {
+    "python_coding": "Python coding",
+    "story_writing": "Story writing",
+    "factual_qa": "Simple English factual QA",
+    "antonyms": "English antonyms",
+}
+# Greedy-decoding budgets the scorers were validated with (stories need ~30 words, code a whole function).
+MAX_NEW_TOKENS: dict[str, int] = {"python_coding": 128, "story_writing": 64, "factual_qa": 40, "antonyms": 24}
+SPLITS: tuple[str, ...] = ("probe", "test")
+MIN_ITEMS_PER_SKILL = 120
+MAX_PROMPT_CHARS = 1000  # well inside SmolLM2's 8192-token context even with a chat template
+MAX_USER_PROMPTS = 200
+SKILL_DIR = Path(__file__).resolve().parents[2] / "assets" / "llm_skills"
+
+
+@dataclass(frozen=True)
+class SkillItem:
+    """One prompt of a skill.
+
+    ``reference``: a good answer (used for the likelihood score and for relearning).
+    ``check``: scorer data, by skill: python_coding -> assert statements run in the sandbox;
+    factual_qa and antonyms -> accepted answers separated by ``|``; story_writing -> the
+    character/topic words separated by ``|`` (at least one must appear). See ``backends.llm.scoring``.
+    """
+
+    skill: str
+    prompt: str
+    reference: str
+    check: str
+
+
+def load_skill_set(skill: str, split: Literal["probe", "test"]) -> list[SkillItem]:
+    """The ``split`` half of ``skill``'s set (a fresh list each call; the file is read once)."""
+    if skill not in SKILLS:
+        raise ValueError(f"unknown skill {skill!r}; choose one of {', '.join(SKILLS)}")
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; choose 'probe' or 'test'")
+    return list(_load_file(skill)[split])
+
+
+@functools.lru_cache(maxsize=None)
+def _load_file(skill: str) -> dict[str, tuple[SkillItem, ...]]:
+    path = SKILL_DIR / f"{skill}.json"
+    if not path.exists():
+        raise ValueError(f"skill set file {path} is missing; run scripts/make_skill_sets.py")
+    data = json.loads(path.read_text(encoding="utf-8"))
+    return {
+        split: tuple(SkillItem(skill, row["prompt"], row["reference"], row["check"]) for row in data[split])
+        for split in SPLITS
+    }
+
+
+def parse_user_prompts(text: str) -> list[str]:
+    """User-pasted prompts: one per line; surrounding spaces and blank lines are dropped, exact
+    duplicates are kept once (first occurrence). Raises ValueError on empty input, a prompt longer
+    than MAX_PROMPT_CHARS characters or more than MAX_USER_PROMPTS prompts."""
+    if text is None or not isinstance(text, str):
+        raise ValueError("prompts must be text: paste one prompt per line")
+    prompts: list[str] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        prompt = line.strip()
+        if not prompt:
+            continue
+        if len(prompt) > MAX_PROMPT_CHARS:
+            raise ValueError(
+                f"prompt on line {number} has {len(prompt)} characters; the limit is {MAX_PROMPT_CHARS}")
+        if prompt not in prompts:
+            prompts.append(prompt)
+    if not prompts:
+        raise ValueError("no prompts given: paste at least one prompt, one per line")
+    if len(prompts) > MAX_USER_PROMPTS:
+        raise ValueError(f"{len(prompts)} prompts given; the limit is {MAX_USER_PROMPTS}")
+    return prompts
