@@ -54,6 +54,11 @@ class JobContext:
     def __init__(self, state: JobState, stop: threading.Event, lock: threading.Lock):
         self._state, self._stop, self._lock = state, stop, lock
 
+    @classmethod
+    def standalone(cls, stop: threading.Event | None = None) -> "JobContext":
+        """A context outside any job (benchmarks, tests); ``stop`` lets the caller cancel."""
+        return cls(JobState(status="running"), stop or threading.Event(), threading.Lock())
+
     @property
     def cancelled(self) -> bool:
         return self._stop.is_set()
