@@ -163,6 +163,8 @@ class Backend(abc.ABC):
     description: ClassVar[str] = ""
     output: ClassVar[Literal["image", "text"]] = "image"
     generate_config: ClassVar[type]     # dataclass of the generation controls
+    #: Embedding-map views: (name of a method with :meth:`embed`'s signature, label in the UI).
+    map_views: ClassVar[tuple[tuple[str, str], ...]] = (("embed", "Samples"),)
 
     @abc.abstractmethod
     def clone(self, model: Any) -> Any:

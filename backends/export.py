@@ -39,7 +39,7 @@ def changed_tensors(backend: Backend, base: Any, edited: Any) -> dict[str, Any]:
     for name, tensor in backend.state_tensors(edited).items():
         old = before.get(name)
         if old is None or old.shape != tensor.shape or not torch.equal(old.to(tensor.device), tensor):
-            changed[name] = tensor.detach().to("cpu").contiguous()
+            changed[name] = tensor.detach().to("cpu").clone()  # clone: tied weights must not share memory
     return changed
 
 

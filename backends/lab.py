@@ -154,16 +154,22 @@ class Lab:
         return self.jobs.cancel(session)
 
     # maps, reset, export, leave ----------------------------------------------------------
-    def embedding_map(self, session: str, backend: str, preset: str,
-                      values: dict[str, Any]) -> tuple[MapData, Any, str]:
-        """Raw embeddings of base and edit for the same inputs, plus their 2-D projection."""
+    def embedding_map(self, session: str, backend: str, preset: str, values: dict[str, Any],
+                      view: str = "embed") -> tuple[MapData, Any, str]:
+        """Raw embeddings of base and edit for the same inputs, plus their 2-D projection.
+
+        ``view`` is one of the backend's :attr:`~backends.contract.Backend.map_views`.
+        """
         from backends.projection import project_2d
 
         be = registry.backend(backend)
+        views = dict(be.map_views)
+        if view not in views:
+            raise ValueError(f"unknown map view {view!r}; valid: {', '.join(views)}")
         config = build_config(be.generate_config, values)
         base = self.store.base(backend, preset)
         edit = self.store.edit(session, backend, preset)
-        data = be.embed(base, edit.model if edit else None, config)
+        data = getattr(be, view)(base, edit.model if edit else None, config)
         coords, how = project_2d(data.points)
         return data, coords, how
 

@@ -11,7 +11,7 @@ from typing import Any, Callable
 from backends.contract import AttackSpec, Backend, MethodSpec, PresetSpec
 
 #: Backend packages shipped with the app, in tab order.
-BACKEND_MODULES: tuple[str, ...] = ()
+BACKEND_MODULES: tuple[str, ...] = ("backends.gan", "backends.diffusion", "backends.llm")
 
 _backends: dict[str, Backend] = {}
 _presets: dict[str, dict[str, PresetSpec]] = {}

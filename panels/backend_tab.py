@@ -140,7 +140,11 @@ class BackendTab:
                         c["log"] = gr.Textbox(lines=8, max_lines=20, show_label=False, interactive=False)
 
         with gr.Accordion("3 · Embedding map (UMAP of representations, before vs after)", open=False):
-            c["map_btn"] = gr.Button("Draw map", elem_id=f"{self.name}-map-btn")
+            with gr.Row(equal_height=True):
+                views = [(label, name) for name, label in be.map_views]
+                c["map_view"] = gr.Radio(choices=views, value=views[0][1], label="What to map", scale=3,
+                                         visible=len(views) > 1)
+                c["map_btn"] = gr.Button("Draw map", elem_id=f"{self.name}-map-btn", scale=1)
             c["map"] = gr.Plot(label="Map", elem_id=f"{self.name}-map")
 
         with gr.Accordion("4 · Attack the edited model", open=False):
@@ -212,7 +216,7 @@ class BackendTab:
             chat_inputs = [c["preset"], c["chat_in"]]
             c["chat_btn"].click(self.on_chat, chat_inputs, [c["chat_base"], c["chat_edit"], c["status"]])
             c["chat_in"].submit(self.on_chat, chat_inputs, [c["chat_base"], c["chat_edit"], c["status"]])
-        c["map_btn"].click(self.on_map, gen_inputs, [c["map"], c["status"]])
+        c["map_btn"].click(self.on_map, gen_inputs | {c["map_view"]}, [c["map"], c["status"]])
         c["reset"].click(self.on_reset, gen_inputs, [c["runs"], *gallery_outputs])
         c["export"].click(self.on_export, [c["preset"]], [c["files"], c["status"]])
 
@@ -346,7 +350,8 @@ class BackendTab:
         try:
             preset = data[self.c["preset"]]
             self.lab.load(self.name, preset)
-            mapdata, coords, how = self.lab.embedding_map(_session(request), self.name, preset, self._gen_values(data))
+            mapdata, coords, how = self.lab.embedding_map(_session(request), self.name, preset,
+                                                          self._gen_values(data), data[self.c["map_view"]])
             return fmt.map_figure(mapdata, coords, how), fmt.message_html(f"Map drawn with {how}.", "done")
         except Exception as exc:  # noqa: BLE001
             return gr.update(), fmt.message_html(_error_text(exc), "error")

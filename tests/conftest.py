@@ -19,6 +19,17 @@ from backends.store import ModelStore  # noqa: E402
 registry.load_all()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def one_torch_thread():
+    """Tiny models run fastest on one intra-op thread; two spin-wait against each other on 2 cores."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture
 def lab(tmp_path, monkeypatch) -> Lab:
     """A fresh Lab (own store and job manager) exporting into a temp dir."""

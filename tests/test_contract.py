@@ -1,6 +1,7 @@
 """Contract tests run against every registered backend, on its tiny (or first offline) preset.
 
-Every method runs with its cheap ``smoke()`` config where it has one, else its defaults.
+Every config (generation, method, attack) is used through its cheap ``smoke()`` classmethod
+where it has one, else with its defaults.
 """
 from __future__ import annotations
 
@@ -42,7 +43,7 @@ def assert_same_state(before: dict, backend, model) -> None:
 
 
 def generate_gallery(lab, backend, preset, session="s"):
-    values = config_to_dict(registry.backend(backend).generate_config())
+    values = smoke_values(registry.backend(backend).generate_config)
     return lab.generate(session, backend, preset, values)
 
 
@@ -158,7 +159,7 @@ def test_attacks_run_on_base_and_edit(lab, backend, attack):
 def test_embedding_map_and_export(lab, backend):
     preset = test_preset(backend)
     be = registry.backend(backend)
-    gen = config_to_dict(be.generate_config())
+    gen = smoke_values(be.generate_config)
     session = "visitor-secret-123"
     data, coords, how = lab.embedding_map(session, backend, preset, gen)
     assert set(data.groups) <= {"before", "anchor"}, "no edit yet: only base points"
@@ -170,8 +171,12 @@ def test_embedding_map_and_export(lab, backend):
     generate_gallery(lab, backend, preset, session)
     values = smoke_values(spec.config) | picks_for(spec.config)
     assert finished(lab.start_unlearning(session, backend, preset, method, values)).status == "done"
-    data, coords, _ = lab.embedding_map(session, backend, preset, gen)
-    assert "after" in data.groups
+    for view, _ in be.map_views:
+        data, coords, _ = lab.embedding_map(session, backend, preset, gen, view)
+        assert "after" in data.groups, f"map view {view} shows no edited points"
+        assert coords.shape == (len(data.labels), 2) and len(data.names) == len(data.labels)
+    with pytest.raises(ValueError, match="unknown map view"):
+        lab.embedding_map(session, backend, preset, gen, "nope")
 
     from safetensors.torch import load_file
 
@@ -198,3 +203,22 @@ def test_reset_restores_base_outputs_exactly(lab, backend):
             assert np.array_equal(a.image, b.image)
         else:
             assert a.text == b.text
+
+
+CHAT_BACKENDS = [b for b in BACKENDS if hasattr(registry.backend(b), "chat")]
+
+
+@pytest.mark.parametrize("backend", CHAT_BACKENDS)
+def test_chat_answers_with_base_and_then_with_the_edit(lab, backend):
+    preset = test_preset(backend)
+    base_answer, edited_answer = lab.chat("s", backend, preset, "Say hello.")
+    assert isinstance(base_answer, str) and edited_answer is None
+    with pytest.raises(ValueError, match="type a message"):
+        lab.chat("s", backend, preset, "   ")
+    method, spec = next(iter(registry.methods(backend).items()))
+    generate_gallery(lab, backend, preset)
+    values = smoke_values(spec.config) | picks_for(spec.config)
+    assert finished(lab.start_unlearning("s", backend, preset, method, values)).status == "done"
+    again, edited_answer = lab.chat("s", backend, preset, "Say hello.")
+    assert again == base_answer, "the base model's answer must not change after an edit"
+    assert isinstance(edited_answer, str)

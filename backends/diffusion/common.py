@@ -1,0 +1,188 @@
+"""Helpers shared by the erasure methods: concept checks, training prompts, ESD targets, forget sets.
+
+Heavy libraries are imported inside functions only.
+"""
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any
+
+from backends.config import param
+from backends.diffusion.metrics import (
+    CONCEPT_TEMPLATES, check_concept_text, eval_prompts, faceworld_concept_prompts, normalise_concept,
+    resolve_concept,
+)
+
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
+
+    from backends.diffusion.pipeline import DiffusionModel
+    from backends.jobs import JobContext
+
+CONCEPT_MAX_CHARS = 60
+MIN_BASE_RATE = 0.25  # below this share of concept images, the base model "never draws" the concept
+CHECK_SEEDS = 4       # seeds per concept prompt for that check (the evaluation reuses them)
+
+
+def concept_field(default: str = "glasses") -> Any:
+    return param(default, help="The concept to erase, in words (e.g. glasses, hat, beard, sunglasses).",
+                 max_length=CONCEPT_MAX_CHARS)
+
+
+def eval_seeds_field(default: int = CHECK_SEEDS) -> Any:
+    return param(default, min=1, max=32, advanced=True,
+                 help="Evaluation: images per prompt (same seeds before and after). More = slower, steadier.")
+
+
+def eval_prompts_field(default: int = 3) -> Any:
+    return param(default, min=1, max=6, advanced=True,
+                 help="Evaluation: prompts per group (concept, neighbouring, unrelated).")
+
+
+def split_lines(items: tuple[str, ...] | str) -> tuple[str, ...]:
+    """Concept lists may be typed one per line or comma-separated."""
+    text = "\n".join(items) if not isinstance(items, str) else items
+    return tuple(s.strip() for s in re.split(r"[\n,]", text) if s.strip())
+
+
+def check_lists_disjoint(erase: tuple[str, ...], preserve: tuple[str, ...]) -> None:
+    """ValueError when a concept is both erased and preserved (same attribute value or same words)."""
+    from backends.diffusion.metrics import same_concept
+
+    clashes = sorted({p for p in preserve for e in erase if same_concept(e, p)})
+    if clashes:
+        raise ValueError(f"Preserve list overlaps the concepts to erase: {', '.join(clashes)}; "
+                         "a concept cannot be erased and preserved at once")
+
+
+def check_fits(model: "DiffusionModel", prompts: list[str]) -> None:
+    """ValueError when a prompt does not fit in the text encoder's token budget."""
+    ids = model.tokenizer(list(prompts), truncation=False)["input_ids"]
+    for prompt, row in zip(prompts, ids):
+        if len(row) > model.max_tokens:
+            raise ValueError(f"{prompt!r} is {len(row)} tokens long; this model reads at most {model.max_tokens}")
+
+
+def training_prompts(model: "DiffusionModel", concept: str) -> list[str]:
+    """Prompts that make the model draw ``concept``: FaceWorld's canonical wordings, else SD-style templates."""
+    text = check_concept_text(concept)
+    if model.faceworld:
+        target = resolve_concept(text)
+        if target.attr is not None:
+            prompts = faceworld_concept_prompts(target)
+            check_fits(model, prompts)
+            return prompts
+    prompts = [t.format(normalise_concept(text)) for t in CONCEPT_TEMPLATES]
+    check_fits(model, prompts)
+    return prompts
+
+
+def base_rate(model: "DiffusionModel", concept: str, seeds: int = CHECK_SEEDS, per_group: int = 3,
+              ctx: "JobContext | None" = None) -> tuple[float, int] | None:
+    """Share of the base model's concept-prompt images showing the concept (None without a judge)."""
+    from backends.diffusion.evaluation import eval_images
+
+    if model.judge is None:
+        return None
+    specs = eval_prompts(concept, model.faceworld, per_group)
+    images = eval_images(model, specs, seeds, ctx)  # the evaluation's base images (cached on the base)
+    n_concept = sum(s.group == "concept" for s in specs) * seeds
+    present = model.judge.present(images[:n_concept], specs[0].target)
+    return float(present.mean()), n_concept
+
+
+def check_concept_drawn(model: "DiffusionModel", concept: str, ctx: "JobContext | None" = None,
+                        seeds: int = CHECK_SEEDS, per_group: int = 3) -> None:
+    """ValueError when the base model does not draw the concept (there is nothing to erase)."""
+    if ctx is not None:
+        ctx.phase("checking the base model draws the concept")
+    result = base_rate(model, concept, seeds, per_group, ctx)
+    if result is None:
+        return
+    rate, n = result
+    if rate < MIN_BASE_RATE:
+        raise ValueError(f"the base model draws {concept!r} in only {rate:.0%} of {n} images from prompts "
+                         f"asking for it, so there is nothing to erase; try a concept it draws "
+                         "(glasses, sunglasses, hat, cap, beanie, beard, smiling)")
+
+
+class NoisyPool:
+    """x_t drawn from the FROZEN model's guided sampling trajectories (ESD, AdvUnlearn).
+
+    ESD samples x_t by running the frozen sampler with CFG up to a random step. Here one trajectory
+    per prompt is run to the end every ``reuse`` draws and its intermediate x_t are kept, so each
+    draw costs no sampling: a random step of the current trajectories (same distribution, fewer
+    UNet calls on a CPU).
+    """
+
+    def __init__(self, model: "DiffusionModel", sampler_steps: int, guidance: float, reuse: int,
+                 generator: "torch.Generator"):
+        self.model, self.steps, self.guidance, self.reuse = model, sampler_steps, guidance, max(1, reuse)
+        self.generator = generator
+        self.draws = 0
+        self.prompts: list[str] = []
+        self.trajectory: list[tuple[int, "torch.Tensor"]] = []
+
+    def draw(self, prompts: list[str]) -> tuple["torch.Tensor", "torch.Tensor"]:
+        """(x_t (B, C, h, w), t (B,)) for ``prompts`` at one random step of their trajectories."""
+        import torch
+
+        if self.draws % self.reuse == 0 or list(prompts) != self.prompts:
+            self.prompts, self.draws = list(prompts), 0
+            seeds = torch.randint(0, 2**31 - 1, (len(prompts),), generator=self.generator).tolist()
+            self.trajectory = []
+            self.model.sample_latents(prompts, seeds, steps=self.steps, guidance=self.guidance,
+                                      trajectory=self.trajectory)
+        self.draws += 1
+        k = int(torch.randint(0, len(self.trajectory), (1,), generator=self.generator))
+        t, x_t = self.trajectory[k]
+        return x_t, torch.full((x_t.shape[0],), t, device=x_t.device)
+
+
+def esd_target(model: "DiffusionModel", x_t: "torch.Tensor", t: "torch.Tensor", states_c: "torch.Tensor",
+               states_null: "torch.Tensor", eta: float) -> "torch.Tensor":
+    """ESD's negatively guided target eps_c - eta * (eps_c - eps_null) from the frozen UNet (Gandikota et al., 2023)."""
+    import torch
+
+    with torch.no_grad():
+        eps_c = model.predict_noise(x_t, t, states_c)
+        eps_null = model.predict_noise(x_t, t, states_null)
+    return eps_c - eta * (eps_c - eps_null)
+
+
+def concept_images(model: "DiffusionModel", concept: str, count: int, seed: int = 10_000,
+                   max_tries: int = 4) -> tuple["np.ndarray", list[str]]:
+    """``count`` base-model images of the concept (kept only when the judge sees it, if there is one)."""
+    import numpy as np
+
+    prompts = training_prompts(model, concept)
+    target = resolve_concept(concept)
+    kept_images, kept_prompts = [], []
+    for attempt in range(max_tries):
+        batch_prompts = [prompts[i % len(prompts)] for i in range(count)]
+        seeds = [seed + attempt * count + i for i in range(count)]
+        images = model.generate(batch_prompts, seeds)
+        keep = model.judge.present(images, target) if model.judge is not None else np.ones(count, dtype=bool)
+        kept_images += [im for im, k in zip(images, keep) if k]
+        kept_prompts += [p for p, k in zip(batch_prompts, keep) if k]
+        if len(kept_images) >= count:
+            break
+    if not kept_images:
+        raise ValueError(f"the base model drew no image of {concept!r} in {max_tries * count} tries")
+    return np.stack(kept_images[:count]), kept_prompts[:count]
+
+
+def retain_images(model: "DiffusionModel", concept: str, count: int, seed: int = 20_000) -> tuple["np.ndarray", list[str]]:
+    """``count`` base-model images of neighbouring and unrelated prompts (retain set)."""
+    specs = [s for s in eval_prompts(concept, model.faceworld, 6) if s.group in ("neighbour", "unrelated")]
+    prompts = [specs[i % len(specs)].prompt for i in range(count)]
+    return model.generate(prompts, [seed + i for i in range(count)]), prompts
+
+
+def adam(params: list[Any], lr: float, betas: tuple[float, float] = (0.9, 0.999)) -> Any:
+    import torch
+
+    if not params:
+        raise ValueError("no parameters to train: the model has no layers of the kind this method edits")
+    return torch.optim.Adam(params, lr=lr, betas=betas)

@@ -1,0 +1,289 @@
+"""Concepts, prompt sets and scores for judging concept erasure in text-to-image models.
+
+A concept the user types ("glasses", "spectacles", "a hat") resolves to a :class:`ConceptTarget`:
+on FaceWorld the attribute values a classifier checks (FaceWorld's CLIP, zero-shot as in Radford
+et al., 2021). Evaluation uses three prompt groups, as in the erasure literature (ESD, UCE):
+the concept in several phrasings, neighbouring concepts (collateral damage) and unrelated prompts,
+each with the attribute value it should show (adherence). Presets without a trustworthy image
+classifier (tiny random models, Stable Diffusion here) get classifier-free scores instead: the
+concept's guidance strength ||eps(x, c) - eps(x, "")|| and pixel change.
+
+Heavy libraries are imported inside functions only.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
+
+    from backends.diffusion.pipeline import DiffusionModel
+
+GROUPS = ("concept", "neighbour", "unrelated", "neutral")
+NEUTRAL_PROMPT = "a face"  # FaceWorld: how often the concept appears unasked (the floor of text-based erasure)
+CONCEPT_TEMPLATES = ("a photo of {}", "an image of {}", "a picture with {}", "{}")
+GENERIC_NEIGHBOURS = ("a face wearing a hat", "a face with a beard", "a smiling face")
+GENERIC_UNRELATED = ("a landscape with mountains", "a red car", "a bowl of fruit")
+# FaceWorld attribute values the user may name, besides the attribute names themselves.
+FACEWORLD_WORDS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "glasses": ("glasses", ("glasses", "sunglasses")),
+    "eyeglasses": ("glasses", ("glasses", "sunglasses")),
+    "spectacles": ("glasses", ("glasses", "sunglasses")),
+    "clear glasses": ("glasses", ("glasses",)),
+    "sunglasses": ("glasses", ("sunglasses",)),
+    "hat": ("hat", ("cap", "beanie")),
+    "hats": ("hat", ("cap", "beanie")),
+    "cap": ("hat", ("cap",)),
+    "baseball cap": ("hat", ("cap",)),
+    "beanie": ("hat", ("beanie",)),
+    "beard": ("beard", ("beard",)),
+    "smile": ("expression", ("smiling",)),
+    "smiling": ("expression", ("smiling",)),
+    "frown": ("expression", ("frowning",)),
+    "frowning": ("expression", ("frowning",)),
+}
+# Neighbouring attribute values (collateral damage) and unrelated ones, by the concept's attribute.
+NEIGHBOURS: dict[str, tuple[tuple[str, str], ...]] = {
+    "glasses": (("hat", "cap"), ("hat", "beanie"), ("beard", "beard")),
+    "hat": (("glasses", "glasses"), ("glasses", "sunglasses"), ("beard", "beard")),
+    "beard": (("glasses", "glasses"), ("hat", "cap"), ("expression", "smiling")),
+    "expression": (("glasses", "glasses"), ("hat", "beanie"), ("beard", "beard")),
+    "hair": (("skin", "tan"), ("beard", "beard"), ("hat", "cap")),
+    "skin": (("hair", "brown"), ("beard", "beard"), ("glasses", "glasses")),
+    "background": (("hair", "blond"), ("skin", "dark"), ("hat", "cap")),
+}
+UNRELATED: tuple[tuple[str, str], ...] = (
+    ("hair", "blond"), ("background", "blue"), ("expression", "smiling"), ("skin", "dark"), ("hair", "red"),
+)
+
+
+@dataclass(frozen=True)
+class ConceptTarget:
+    """What a judge checks: ``attr`` taking one of ``values`` (attr None: free text, zero-shot)."""
+
+    text: str
+    attr: str | None = None
+    values: tuple[str, ...] = ()
+
+    @property
+    def label(self) -> str:
+        return self.text
+
+
+@dataclass(frozen=True)
+class PromptSpec:
+    """A prompt of an evaluation group, with the concept its images should show."""
+
+    prompt: str
+    group: str
+    target: ConceptTarget
+
+
+def normalise_concept(text: str) -> str:
+    """Lower-case, single-spaced, without a leading article: "A  Hat" -> "hat"."""
+    words = re.sub(r"\s+", " ", text.strip().lower())
+    return re.sub(r"^(a|an|the) ", "", words)
+
+
+def check_concept_text(concept: str, label: str = "Concept") -> str:
+    """The stripped concept, or ValueError when it is empty or has no letters."""
+    text = concept.strip() if isinstance(concept, str) else ""
+    if not text:
+        raise ValueError(f"{label}: enter the concept to erase, e.g. glasses")
+    if not re.search(r"[A-Za-z]", text):
+        raise ValueError(f"{label}: {concept!r} has no letters; name a concept, e.g. glasses")
+    return text
+
+
+def resolve_concept(concept: str) -> ConceptTarget:
+    """The FaceWorld attribute values a concept names (attr None when it names none)."""
+    from backends.faceworld.world import ATTRIBUTES
+
+    key = normalise_concept(concept)
+    if key in FACEWORLD_WORDS:
+        attr, values = FACEWORLD_WORDS[key]
+        return ConceptTarget(concept.strip(), attr, values)
+    for attr, values in ATTRIBUTES.items():
+        for value in values[1:] if attr in ("glasses", "hat", "beard", "expression") else values:
+            if key in (value, f"{value} hair", f"{value} skin", f"{value} background"):
+                return ConceptTarget(concept.strip(), attr, (value,))
+    return ConceptTarget(concept.strip())
+
+
+def same_concept(a: str, b: str) -> bool:
+    """Whether two typed concepts name the same thing (same attribute values, or same words)."""
+    ta, tb = resolve_concept(a), resolve_concept(b)
+    if ta.attr is not None and tb.attr is not None:
+        return ta.attr == tb.attr and bool(set(ta.values) & set(tb.values))
+    return normalise_concept(a) == normalise_concept(b)
+
+
+def _value_target(attr: str, value: str) -> ConceptTarget:
+    return ConceptTarget(f"{attr}: {value}", attr, (value,))
+
+
+def faceworld_concept_prompts(target: ConceptTarget) -> list[str]:
+    """FaceWorld's canonical prompts for the concept (every value it covers, interleaved)."""
+    from backends.faceworld.world import attribute_prompts
+
+    if target.attr is None:
+        return [t.format(target.text) for t in ("a face with {}", "a photo of a person with {}",
+                                                "a cartoon face with {}")]
+    per_value = [attribute_prompts(target.attr, v) for v in target.values]
+    width = max(len(p) for p in per_value)
+    return [p[i] for i in range(width) for p in per_value if i < len(p)]
+
+
+def synonym_prompts(concept: str, faceworld: bool) -> list[str]:
+    """Held-out wordings of the concept (FaceWorld: words never seen in training captions)."""
+    if faceworld:
+        from backends.faceworld.world import synonym_prompts as world_synonyms
+
+        target = resolve_concept(concept)
+        if target.attr is not None:
+            per_value = [world_synonyms(target.attr, v) for v in target.values]
+            width = max(len(p) for p in per_value)
+            return [p[i] for i in range(width) for p in per_value if i < len(p)]
+    text = normalise_concept(concept)
+    return [f"a photo of someone with {text}", f"a picture showing {text}", f"{text}, close up"]
+
+
+def eval_prompts(concept: str, faceworld: bool, per_group: int) -> list[PromptSpec]:
+    """The evaluation prompts: ``per_group`` each of concept, neighbouring and unrelated prompts; on
+    FaceWorld also the neutral prompt "a face", judged for the concept (how often it appears unasked)."""
+    from_text = check_concept_text(concept)
+    if not faceworld:
+        target = ConceptTarget(from_text)
+        none = ConceptTarget("")
+        specs = [PromptSpec(t.format(normalise_concept(from_text)), "concept", target) for t in CONCEPT_TEMPLATES]
+        specs = specs[:per_group]
+        specs += [PromptSpec(p, "neighbour", none) for p in GENERIC_NEIGHBOURS[:per_group]]
+        specs += [PromptSpec(p, "unrelated", none) for p in GENERIC_UNRELATED[:per_group]]
+        return specs
+    from backends.faceworld.world import attribute_prompts
+
+    target = resolve_concept(from_text)
+    specs = [PromptSpec(p, "concept", target) for p in faceworld_concept_prompts(target)[:per_group]]
+    neighbours = neighbour_values(target)
+    unrelated = [(a, v) for a, v in UNRELATED if a != target.attr and (a, v) not in neighbours]
+    specs += [PromptSpec(attribute_prompts(a, v)[0], "neighbour", _value_target(a, v)) for a, v in neighbours[:per_group]]
+    specs += [PromptSpec(attribute_prompts(a, v)[0], "unrelated", _value_target(a, v)) for a, v in unrelated[:per_group]]
+    return specs + [PromptSpec(NEUTRAL_PROMPT, "neutral", target)]
+
+
+def neighbour_values(target: ConceptTarget) -> list[tuple[str, str]]:
+    """FaceWorld (attribute, value) pairs neighbouring the concept: its sibling values first, then
+    the neighbouring attributes' values (other accessories)."""
+    from backends.faceworld.world import ABSENT_VALUES, ATTRIBUTES
+
+    attr = target.attr
+    neighbours = list(NEIGHBOURS.get(attr, NEIGHBOURS["glasses"])) if attr else list(NEIGHBOURS["glasses"])
+    if attr is None:
+        return neighbours
+    siblings = [(attr, v) for v in ATTRIBUTES[attr] if v not in target.values and v != ABSENT_VALUES.get(attr)]
+    return siblings + [(a, v) for a, v in neighbours if a != attr]
+
+
+class FaceWorldJudge:
+    """Concept presence and image embeddings from FaceWorld's CLIP (loaded on first use)."""
+
+    LABELLED = ("glasses", "hat", "beard", "expression")
+
+    def __init__(self, device: str):
+        self.device = device
+
+    @property
+    def clip(self) -> Any:
+        from backends.faceworld.clip import load_clip
+
+        return load_clip(self.device)
+
+    def present(self, images: "np.ndarray", target: ConceptTarget) -> "np.ndarray":
+        """(N,) bool: the images show the target (zero-shot over the attribute's values)."""
+        import numpy as np
+
+        if len(images) == 0:
+            return np.zeros(0, dtype=bool)
+        if target.attr is not None:
+            from backends.faceworld.world import ATTRIBUTES
+
+            index = np.asarray(self.clip.zero_shot(images, target.attr))
+            names = np.array(ATTRIBUTES[target.attr])
+            return np.isin(names[index], target.values)
+        concept = self.clip.alignment(images, f"a face with {target.text}")
+        plain = self.clip.alignment(images, "a face")
+        return np.asarray(concept) > np.asarray(plain)
+
+    def labels(self, images: "np.ndarray") -> list[dict[str, str]]:
+        """Judged accessory / expression labels per image, e.g. {"glasses": "sunglasses", ...}."""
+        import numpy as np
+
+        from backends.faceworld.world import ATTRIBUTES
+
+        out: list[dict[str, str]] = [{} for _ in range(len(images))]
+        for attr in self.LABELLED:
+            index = np.asarray(self.clip.zero_shot(images, attr))
+            for row, i in zip(out, index):
+                row[attr] = ATTRIBUTES[attr][int(i)]
+        return out
+
+    def embed_images(self, images: "np.ndarray") -> "np.ndarray":
+        return self.clip.encode_images(images).detach().float().cpu().numpy()
+
+    def embed_texts(self, texts: list[str]) -> "np.ndarray":
+        return self.clip.encode_text(list(texts)).detach().float().cpu().numpy()
+
+
+def pixel_features(images: "np.ndarray", side: int = 8) -> "np.ndarray":
+    """Classifier-free image features: images average-pooled to ``side`` x ``side``, flattened ``(N, 3*side^2)``."""
+    import numpy as np
+    import torch
+
+    x = torch.from_numpy(np.asarray(images)).permute(0, 3, 1, 2).float() / 255.0  # (N, 3, H, W)
+    return torch.nn.functional.adaptive_avg_pool2d(x, side).flatten(1).numpy()
+
+
+def frechet_distance(a: "np.ndarray", b: "np.ndarray") -> float:
+    """Fréchet distance between Gaussians fitted to feature sets ``(N, D)`` (Heusel et al., 2017, FID).
+
+    With few samples the covariances are rank-deficient; the estimate is then biased upwards and
+    only comparable between runs of the same size.
+    """
+    import numpy as np
+    from scipy import linalg
+
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    mu_a, mu_b = a.mean(0), b.mean(0)
+    cov_a, cov_b = np.atleast_2d(np.cov(a, rowvar=False)), np.atleast_2d(np.cov(b, rowvar=False))
+    root, _ = linalg.sqrtm(cov_a @ cov_b, disp=False)
+    if not np.isfinite(root).all():
+        eye = np.eye(cov_a.shape[0]) * 1e-6
+        root, _ = linalg.sqrtm((cov_a + eye) @ (cov_b + eye), disp=False)
+    fd = float(((mu_a - mu_b) ** 2).sum() + np.trace(cov_a + cov_b - 2 * np.real(root)))
+    return max(fd, 0.0)
+
+
+def guidance_strength(model: "DiffusionModel", prompts: list[str], unet: Any = None, text_encoder: Any = None,
+                      seed: int = 0, timesteps: tuple[int, ...] = (250, 500, 750)) -> "torch.Tensor":
+    """Per-prompt ||eps(x_t, t, c) - eps(x_t, t, "")|| averaged over fixed noise and timesteps ``(N,)``.
+
+    How strongly the text steers the denoiser: erasing a concept should shrink it for the concept's
+    prompts (the quantity ESD's negative guidance drives towards zero or below).
+    """
+    import torch
+
+    n = len(prompts)
+    with torch.no_grad():
+        cond = model.encode(list(prompts), text_encoder)  # (N, T, D)
+        uncond = model.encode([""], text_encoder).expand_as(cond)  # (N, T, D)
+        total = torch.zeros(n, device=model.device)
+        for k, t in enumerate(timesteps):
+            x = model.initial_noise([seed * 1000 + k] * n)  # (N, C, h, w)
+            tt = torch.full((n,), int(t), device=model.device)
+            eps_c = model.predict_noise(x, tt, cond, unet)
+            eps_u = model.predict_noise(x, tt, uncond, unet)
+            total += (eps_c - eps_u).flatten(1).norm(dim=1)
+    return total / len(timesteps)

@@ -1,0 +1,315 @@
+"""A thin text-to-image sampling loop shared by the FaceWorld and Stable Diffusion presets.
+
+:class:`DiffusionModel` bundles what a text-conditioned diffusion model needs, as in diffusers'
+``StableDiffusionPipeline`` (Rombach et al., 2022): a tokenizer and text encoder, a
+``UNet2DConditionModel`` predicting noise, a sampling scheduler, a DDPM training scheduler
+(``add_noise`` and ``alphas_cumprod`` for the training-based erasure methods) and an optional VAE
+(latent models; FaceWorld works on pixels). It knows nothing of any UI: sampling takes an
+optional per-step ``callback(step, total)``, and image ``i`` depends only on ``(prompt_i, seed_i)``.
+
+Unlearning edits a clone that SHARES the frozen modules of its source until a method asks for
+its own copy (:meth:`DiffusionModel.editable_unet`, :meth:`DiffusionModel.editable_text_encoder`),
+so a UCE edit copies the UNet only and a few-shot text-encoder edit copies the text encoder only.
+Heavy libraries are imported inside functions only.
+"""
+from __future__ import annotations
+
+import contextlib
+import copy
+import threading
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, Callable, Iterator
+
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
+
+GENERATION_BATCH = 32  # prompts per sampling batch (fixed, so equal configs batch identically)
+
+
+@dataclass
+class DiffusionModel:
+    """A text-to-image diffusion model bundle (base or editable clone).
+
+    ``judge`` scores concept presence on generated images (FaceWorld's CLIP) or is None when the
+    preset has no trustworthy image classifier (tiny models, Stable Diffusion presets).
+    ``gold`` maps a concept name to a loader of a model retrained without that concept.
+    """
+
+    unet: Any
+    text_encoder: Any
+    tokenizer: Any
+    scheduler: Any                 # sampling scheduler; a fresh copy is made for every call
+    noise_scheduler: Any           # DDPM: add_noise, alphas_cumprod (training-based methods)
+    vae: Any = None                # AutoencoderKL for latent models, None for pixel space
+    preset: str = ""
+    device: str = "cpu"
+    image_size: int = 32           # output side in pixels
+    max_tokens: int = 24           # prompts are padded / truncated to this many tokens
+    default_steps: int = 20
+    default_guidance: float = 5.0
+    neutral_prompt: str = "a face"  # the "no concept" anchor used by guide / pseudo prompts
+    faceworld: bool = True         # prompts speak FaceWorld's caption language (FaceWorld, tiny)
+    use_attention_mask: bool = True  # BERT-style encoders see the mask; SD's CLIP does not
+    judge: Any = None
+    gold: dict[str, Callable[[], "DiffusionModel"]] = field(default_factory=dict)
+    frozen: bool = True            # a preset's shared base: never edited, generations cached
+    owns_unet: bool = False
+    owns_text_encoder: bool = False
+    _cache: dict = field(default_factory=dict, repr=False)
+    _lock: Any = field(default_factory=threading.Lock, repr=False)
+
+    # ---------------------------------------------------------------- shapes
+    @property
+    def latent_channels(self) -> int:
+        return int(self.unet.config.in_channels)
+
+    @property
+    def latent_size(self) -> int:
+        return int(self.unet.config.sample_size)
+
+    # ---------------------------------------------------------------- cloning
+    def clone(self) -> "DiffusionModel":
+        """An editable copy sharing every module with ``self`` until a method asks for its own."""
+        return replace(self, frozen=False, owns_unet=False, owns_text_encoder=False, _cache={},
+                       _lock=threading.Lock())
+
+    def frozen_view(self) -> "DiffusionModel":
+        """A read-only model sharing this model's CURRENT modules (the "before" of a training run)."""
+        return replace(self, frozen=True, owns_unet=False, owns_text_encoder=False, _cache={},
+                       _lock=threading.Lock())
+
+    def editable_unet(self) -> Any:
+        """This clone's own UNet (deep-copied from the shared one on first use)."""
+        if self.frozen:
+            raise RuntimeError("a frozen base model is never edited; clone it first")
+        if not self.owns_unet:
+            self.unet = copy.deepcopy(self.unet)
+            self.owns_unet = True
+        return self.unet
+
+    def editable_text_encoder(self) -> Any:
+        """This clone's own text encoder (deep-copied from the shared one on first use)."""
+        if self.frozen:
+            raise RuntimeError("a frozen base model is never edited; clone it first")
+        if not self.owns_text_encoder:
+            self.text_encoder = copy.deepcopy(self.text_encoder)
+            self.owns_text_encoder = True
+        return self.text_encoder
+
+    def cross_attention_layers(self) -> dict[str, Any]:
+        """Name -> ``attn2`` module (cross-attention, with ``to_k`` / ``to_v``) of the UNet."""
+        return {name: m for name, m in self.unet.named_modules() if name.endswith("attn2")}
+
+    # ---------------------------------------------------------------- text
+    def tokenize(self, prompts: list[str]) -> tuple["torch.Tensor", "torch.Tensor"]:
+        """Token ids and attention mask ``(N, T)`` padded to ``max_tokens``."""
+        if isinstance(prompts, str) or not all(isinstance(p, str) for p in prompts):
+            raise ValueError("prompts must be a list of strings")
+        batch = self.tokenizer(list(prompts), padding="max_length", truncation=True,
+                               max_length=self.max_tokens, return_tensors="pt")
+        return batch["input_ids"].to(self.device), batch["attention_mask"].to(self.device)
+
+    def last_real_token(self, prompts: list[str]) -> "torch.Tensor":
+        """Index ``(N,)`` of each prompt's last non-special token (its concept word; 0 if none)."""
+        import torch
+
+        ids, mask = self.tokenize(prompts)
+        special = torch.tensor(sorted(set(self.tokenizer.all_special_ids)), device=ids.device)
+        real = (mask > 0) & ~torch.isin(ids, special)  # (N, T)
+        positions = torch.arange(ids.shape[1], device=ids.device).expand_as(ids)
+        return torch.where(real, positions, torch.zeros_like(positions)).max(dim=1).values
+
+    def encode(self, prompts: list[str], text_encoder: Any = None,
+               prefix: "torch.Tensor | None" = None) -> "torch.Tensor":
+        """Text states ``(N, T, D)`` conditioning the UNet.
+
+        ``prefix`` ``(k, E)`` or ``(N, k, E)``: continuous input embeddings inserted right after the
+        start token (adversarial tokens of AdvUnlearn / UnlearnDiffAtk); the prompt is shifted
+        right and truncated to ``max_tokens``. Gradients flow to ``prefix`` and to any trainable
+        encoder parameters when grad is enabled.
+        """
+        import torch
+
+        encoder = self.text_encoder if text_encoder is None else text_encoder
+        ids, mask = self.tokenize(prompts)
+        hook = None
+        if prefix is not None:
+            k = prefix.shape[-2]
+            if not 1 <= k < self.max_tokens - 1:
+                raise ValueError(f"prefix of {k} tokens does not fit in {self.max_tokens} tokens")
+            filler = torch.full_like(ids[:, :k], int(ids[0, 0]))
+            ids = torch.cat([ids[:, :1], filler, ids[:, 1:-k]], dim=1)  # (N, T)
+            mask = torch.cat([mask[:, :1], torch.ones_like(mask[:, :k]), mask[:, 1:-k]], dim=1)
+            prefix_n = prefix.expand(ids.shape[0], -1, -1) if prefix.dim() == 2 else prefix  # (N, k, E)
+
+            def insert_prefix(_module, _inputs, output):  # output (N, T, E)
+                return torch.cat([output[:, :1], prefix_n.to(output.dtype), output[:, 1 + k:]], dim=1)
+
+            hook = encoder.get_input_embeddings().register_forward_hook(insert_prefix)
+        try:
+            if self.use_attention_mask:
+                return encoder(input_ids=ids, attention_mask=mask).last_hidden_state  # (N, T, D)
+            return encoder(input_ids=ids).last_hidden_state  # (N, T, D)
+        finally:
+            if hook is not None:
+                hook.remove()
+
+    def token_embeddings(self, text_encoder: Any = None) -> "torch.Tensor":
+        """The encoder's input token-embedding matrix ``(V, E)``."""
+        encoder = self.text_encoder if text_encoder is None else text_encoder
+        return encoder.get_input_embeddings().weight
+
+    # ---------------------------------------------------------------- UNet
+    def predict_noise(self, x_t: "torch.Tensor", timesteps: "torch.Tensor", states: "torch.Tensor",
+                      unet: Any = None) -> "torch.Tensor":
+        """eps_theta(x_t, t, c): x_t ``(N, C, h, w)``, timesteps ``(N,)``, states ``(N, T, D)``."""
+        model = self.unet if unet is None else unet
+        return model(x_t, timesteps, encoder_hidden_states=states).sample  # (N, C, h, w)
+
+    def initial_noise(self, seeds: list[int]) -> "torch.Tensor":
+        """Per-seed start noise ``(N, C, h, w)``: row i depends on seeds[i] only."""
+        import torch
+
+        shape = (self.latent_channels, self.latent_size, self.latent_size)
+        rows = [torch.randn(shape, generator=torch.Generator("cpu").manual_seed(int(s))) for s in seeds]
+        return torch.stack(rows).to(self.device)
+
+    def add_noise(self, z0: "torch.Tensor", generator: "torch.Generator | None" = None,
+                  t_range: tuple[int, int] | None = None) -> tuple["torch.Tensor", "torch.Tensor", "torch.Tensor"]:
+        """DDPM forward process: ``(x_t, eps, t)`` for clean latents z0 ``(N, C, h, w)``, t uniform."""
+        import torch
+
+        n_train = int(self.noise_scheduler.config.num_train_timesteps)
+        lo, hi = t_range or (0, n_train)
+        t = torch.randint(lo, hi, (z0.shape[0],), generator=generator).to(self.device)
+        eps = torch.randn(z0.shape, generator=generator).to(self.device)
+        return self.noise_scheduler.add_noise(z0, eps, t), eps, t
+
+    # ---------------------------------------------------------------- images <-> latents
+    def images_to_latents(self, images: "np.ndarray") -> "torch.Tensor":
+        """uint8 ``(N, H, W, 3)`` -> clean latents z0 ``(N, C, h, w)`` (pixels in [-1, 1] without VAE)."""
+        import numpy as np
+        import torch
+
+        arr = np.asarray(images)
+        if arr.ndim != 4 or arr.shape[-1] != 3 or arr.dtype != np.uint8:
+            raise ValueError(f"expected uint8 images (N, H, W, 3), got {arr.dtype} {arr.shape}")
+        x = torch.from_numpy(arr).permute(0, 3, 1, 2).float().to(self.device) / 127.5 - 1  # (N, 3, H, W)
+        if x.shape[-1] != self.image_size:
+            x = torch.nn.functional.interpolate(x, size=(self.image_size, self.image_size), mode="bilinear",
+                                                antialias=True, align_corners=False)
+        if self.vae is None:
+            return x
+        with torch.no_grad():
+            return self.vae.encode(x).latent_dist.mean * self.vae.config.scaling_factor
+
+    def latents_to_images(self, z: "torch.Tensor") -> "np.ndarray":
+        """Latents ``(N, C, h, w)`` -> uint8 images ``(N, H, W, 3)``."""
+        import torch
+
+        with torch.no_grad():
+            x = z if self.vae is None else self.vae.decode(z / self.vae.config.scaling_factor).sample
+        x = ((x.detach().float().clamp(-1, 1) + 1) * 127.5).round().to("cpu")
+        return x.permute(0, 2, 3, 1).to(torch.uint8).numpy()
+
+    # ---------------------------------------------------------------- sampling
+    def sample_latents(self, prompts: list[str], seeds: list[int], steps: int | None = None,
+                       guidance: float | None = None, unet: Any = None, text_encoder: Any = None,
+                       callback: Callable[[int, int], None] | None = None,
+                       stop_after: int | None = None,
+                       prefix: "torch.Tensor | None" = None,
+                       trajectory: list | None = None) -> tuple["torch.Tensor", int]:
+        """Classifier-free guided sampling (Ho & Salimans, 2022); returns ``(z, t)``.
+
+        With ``stop_after=k`` the loop stops after k of ``steps`` steps and returns the noisy
+        latents with the timestep t they are at (ESD samples x_t this way); otherwise z is the
+        clean result (t = 0). The empty prompt is the unconditional input, as in SD. ``prefix``:
+        input embeddings inserted before every prompt (see :meth:`encode`; attacks). A
+        ``trajectory`` list receives ``(t, z_t)`` before every step (ESD reuses them).
+        """
+        import torch
+
+        steps = self.default_steps if steps is None else int(steps)
+        guidance = self.default_guidance if guidance is None else float(guidance)
+        if isinstance(prompts, str) or not prompts:
+            raise ValueError("prompts must be a non-empty list of strings")
+        if len(prompts) != len(seeds):
+            raise ValueError(f"got {len(prompts)} prompts but {len(seeds)} seeds; give one seed per prompt")
+        if not 1 <= steps <= 1000:
+            raise ValueError(f"steps must be between 1 and 1000, got {steps}")
+        if stop_after is not None and not 0 <= stop_after <= steps:
+            raise ValueError(f"stop_after must be between 0 and {steps}, got {stop_after}")
+        model = self.unet if unet is None else unet
+        scheduler = type(self.scheduler).from_config(self.scheduler.config)
+        scheduler.set_timesteps(steps, device=self.device)
+        use_cfg = guidance != 1.0
+        with torch.no_grad():
+            cond = self.encode(list(prompts), text_encoder, prefix)  # (N, T, D)
+            if use_cfg:
+                uncond = self.encode([""], text_encoder).expand_as(cond)  # (N, T, D)
+                states = torch.cat([uncond, cond])  # (2N, T, D)
+            else:
+                states = cond
+            z = self.initial_noise(seeds) * scheduler.init_noise_sigma  # (N, C, h, w)
+            timesteps = scheduler.timesteps
+            stop = len(timesteps) if stop_after is None else stop_after
+            for i, t in enumerate(timesteps[:stop]):
+                if trajectory is not None:
+                    trajectory.append((int(t), z))
+                z_in = scheduler.scale_model_input(torch.cat([z, z]) if use_cfg else z, t)
+                eps = model(z_in, t, encoder_hidden_states=states).sample
+                if use_cfg:
+                    eps_uncond, eps_cond = eps.chunk(2)
+                    eps = eps_uncond + guidance * (eps_cond - eps_uncond)
+                z = scheduler.step(eps, t, z).prev_sample
+                if callback is not None:
+                    callback(i + 1, len(timesteps))
+        next_t = int(timesteps[stop]) if stop < len(timesteps) else 0
+        return z, next_t
+
+    def generate(self, prompts: list[str], seeds: list[int], steps: int | None = None,
+                 guidance: float | None = None, unet: Any = None, text_encoder: Any = None,
+                 callback: Callable[[int, int], None] | None = None,
+                 prefix: "torch.Tensor | None" = None) -> "np.ndarray":
+        """uint8 images ``(N, H, W, 3)`` for prompts[i] from seeds[i], in fixed-size batches.
+
+        A frozen base model caches its generations (the same request is answered from memory).
+        """
+        import numpy as np
+
+        key = (tuple(prompts), tuple(int(s) for s in seeds), steps, guidance)
+        cacheable = self.frozen and unet is None and text_encoder is None and prefix is None
+        if cacheable:
+            with self._lock:
+                if key in self._cache:
+                    return self._cache[key]
+        chunks = []
+        n_batches = (len(prompts) + GENERATION_BATCH - 1) // GENERATION_BATCH
+        for b in range(n_batches):
+            part = slice(b * GENERATION_BATCH, (b + 1) * GENERATION_BATCH)
+            inner = None if callback is None else (lambda i, n, b=b: callback(b * n + i, n_batches * n))
+            z, _ = self.sample_latents(list(prompts[part]), list(seeds[part]), steps, guidance, unet,
+                                       text_encoder, inner, prefix=prefix)
+            chunks.append(self.latents_to_images(z))
+        images = np.concatenate(chunks)
+        if cacheable:
+            with self._lock:
+                if len(self._cache) > 64:
+                    self._cache.clear()
+                self._cache[key] = images
+        return images
+
+
+@contextlib.contextmanager
+def trainable(module: Any, names: Callable[[str], bool]) -> Iterator[list[Any]]:
+    """Enable grad on the parameters whose name passes ``names``; every parameter is frozen after."""
+    params = []
+    for n, p in module.named_parameters():
+        p.requires_grad_(bool(names(n)))
+        if p.requires_grad:
+            params.append(p)
+    try:
+        yield params
+    finally:
+        module.requires_grad_(False)

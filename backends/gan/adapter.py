@@ -1,0 +1,171 @@
+"""Generator adapter: the only view of a GAN that the methods, metrics and attacks use.
+
+An adapter exposes z -> w -> image, W+ synthesis and named layer groups. The FaceWorld GAN
+(a small StyleGAN2, ``backends.faceworld.gan``) plugs in through :class:`FaceWorldAdapter`; a
+StyleGAN2 port plugs in by subclassing :class:`GeneratorAdapter` without touching the methods.
+
+Shapes: z (N, z_dim); w (N, w_dim); ws (N, num_ws, w_dim); images (N, 3, H, W) in [-1, 1].
+"""
+from __future__ import annotations
+
+import abc
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import torch
+
+    from backends.faceworld.gan import FaceWorldGAN
+
+
+class GeneratorAdapter(abc.ABC):
+    """A style-based generator (mapping + synthesis) and, optionally, its discriminator."""
+
+    device: str
+    z_dim: int
+    w_dim: int
+    num_ws: int
+    image_size: int
+
+    @property
+    @abc.abstractmethod
+    def generator(self) -> "torch.nn.Module":
+        """The module whose parameters an edit changes (mapping + synthesis)."""
+
+    @property
+    @abc.abstractmethod
+    def discriminator(self) -> "torch.nn.Module | None":
+        """The GAN's discriminator (frozen; methods train a private copy), or None."""
+
+    @abc.abstractmethod
+    def z_from_seeds(self, seeds: list[int]) -> "torch.Tensor":
+        """One z per seed, independent of batch composition. (N, z_dim)"""
+
+    @abc.abstractmethod
+    def mapping(self, z: "torch.Tensor", truncation_psi: float = 1.0) -> "torch.Tensor":
+        """z (N, z_dim) -> w (N, w_dim)."""
+
+    @abc.abstractmethod
+    def synthesis(self, ws: "torch.Tensor") -> "torch.Tensor":
+        """w (N, w_dim) or ws (N, num_ws, w_dim) -> images (N, 3, H, W) in [-1, 1]; differentiable."""
+
+    @abc.abstractmethod
+    def mean_w(self) -> "torch.Tensor":
+        """The centre of W (the truncation anchor). (w_dim,)"""
+
+    @abc.abstractmethod
+    def layer_groups(self) -> dict[str, list[str]]:
+        """Group name (mapping, coarse, middle, fine, torgb) -> generator parameter-name prefixes."""
+
+    @abc.abstractmethod
+    def conv_layers(self) -> list[tuple[str, int]]:
+        """(module name, ws index) of each synthesis conv, coarse to fine (StyleGAN-NADA's layer choice)."""
+
+    @abc.abstractmethod
+    def clone(self) -> "GeneratorAdapter":
+        """Independent copy of the generator; the discriminator is shared (never trained in place)."""
+
+    # ---- shared helpers ------------------------------------------------------------------
+    def parameters_of(self, groups: list[str] | None = None,
+                      layers: list[str] | None = None) -> list[tuple[str, "torch.nn.Parameter"]]:
+        """Generator parameters under the named groups and/or conv layers (module names)."""
+        known_groups = self.layer_groups()
+        known_layers = {name for name, _ in self.conv_layers()}
+        prefixes: list[str] = []
+        for group in groups or []:
+            if group not in known_groups:
+                raise ValueError(f"unknown layer group {group!r}; valid: {sorted(known_groups)}")
+            prefixes += known_groups[group]
+        for layer in layers or []:
+            if layer not in known_layers:
+                raise ValueError(f"unknown conv layer {layer!r}; valid: {sorted(known_layers)}")
+            prefixes.append(layer + ".")
+        return [(name, p) for name, p in self.generator.named_parameters()
+                if any(name.startswith(prefix) for prefix in prefixes)]
+
+    def images(self, seeds: list[int], truncation_psi: float = 1.0) -> "torch.Tensor":
+        """Seeded images, no grad. (N, 3, H, W) in [-1, 1]"""
+        import torch
+
+        with torch.no_grad():
+            return self.synthesis(self.mapping(self.z_from_seeds(seeds), truncation_psi))
+
+    def random_w(self, count: int, generator: "torch.Generator", truncation_psi: float = 1.0) -> "torch.Tensor":
+        """w of ``count`` fresh z drawn from ``generator`` (a seeded torch.Generator). (N, w_dim)"""
+        import torch
+
+        z = torch.randn(count, self.z_dim, generator=generator).to(self.device)
+        with torch.no_grad():
+            return self.mapping(z, truncation_psi)
+
+    def state_tensors(self) -> dict[str, "torch.Tensor"]:
+        """Every generator parameter and buffer (what an edit may change), detached."""
+        return {k: v.detach() for k, v in self.generator.state_dict().items()}
+
+    def freeze(self) -> "GeneratorAdapter":
+        """requires_grad off everywhere (call on a reference copy)."""
+        self.generator.requires_grad_(False)
+        return self
+
+
+class FaceWorldAdapter(GeneratorAdapter):
+    """Adapter over :class:`backends.faceworld.gan.FaceWorldGAN` (no noise inputs, eval mode)."""
+
+    def __init__(self, gan: "FaceWorldGAN"):
+        self.gan = gan
+        self.device = gan.device
+        self.z_dim, self.w_dim = gan.z_dim, gan.w_dim
+        self.num_ws, self.image_size = gan.num_ws, gan.image_size
+        self.variant = gan.variant
+
+    @property
+    def generator(self) -> "torch.nn.Module":
+        return self.gan.generator
+
+    @property
+    def discriminator(self) -> "torch.nn.Module | None":
+        return self.gan.discriminator
+
+    def z_from_seeds(self, seeds: list[int]) -> "torch.Tensor":
+        return self.gan.z_from_seeds(seeds)
+
+    def mapping(self, z: "torch.Tensor", truncation_psi: float = 1.0) -> "torch.Tensor":
+        return self.gan.mapping(z, truncation_psi)
+
+    def synthesis(self, ws: "torch.Tensor") -> "torch.Tensor":
+        return self.gan.synthesis(ws)
+
+    def mean_w(self) -> "torch.Tensor":
+        return self.gan.generator.mapping.w_avg.detach().clone()
+
+    def layer_groups(self) -> dict[str, list[str]]:
+        return self.gan.layer_groups()
+
+    def conv_layers(self) -> list[tuple[str, int]]:
+        return self.gan.conv_layers()
+
+    def clone(self) -> "FaceWorldAdapter":
+        import copy
+
+        from backends.faceworld.gan import FaceWorldGAN
+
+        generator = copy.deepcopy(self.gan.generator).eval()
+        twin = FaceWorldGAN(generator, self.gan.discriminator, self.device, variant=f"{self.variant}-edit")
+        return FaceWorldAdapter(twin)
+
+
+def to_uint8(images: "torch.Tensor") -> np.ndarray:
+    """(N, 3, H, W) in [-1, 1] -> uint8 (N, H, W, 3)."""
+    pixels = ((images.detach().float().clamp(-1, 1) + 1) * 127.5).round().cpu().numpy().astype(np.uint8)
+    return pixels.transpose(0, 2, 3, 1)
+
+
+def from_uint8(images: np.ndarray, device: str | Any = "cpu") -> "torch.Tensor":
+    """uint8 (N, H, W, 3) -> (N, 3, H, W) in [-1, 1]."""
+    import torch
+
+    array = np.asarray(images)
+    if array.ndim != 4 or array.shape[-1] != 3:
+        raise ValueError(f"expected images of shape (N, H, W, 3), got {array.shape}")
+    return torch.from_numpy(array.astype(np.float32) / 127.5 - 1.0).permute(0, 3, 1, 2).to(device)

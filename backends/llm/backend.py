@@ -1,0 +1,363 @@
+"""The LLM backend: skill unlearning in chat models (SmolLM2 embedded, Qwen2.5 from the hub).
+
+Model bundles are :class:`backends.llm.models.LLMBundle`. Every method config derives from
+:class:`SkillConfig` (forget skill, retain skills, pasted prompts, evaluation size), resolved into
+prompt sets by :func:`resolve_skill_sets`, which raises ValueError on bad input.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from backends.config import param
+from backends.contract import Backend, MapData, MetricRow, Sample
+from backends.llm.skills import SKILLS
+from backends.registry import register_backend
+
+if TYPE_CHECKING:
+    import torch
+
+    from backends.jobs import JobContext
+    from backends.llm.models import LLMBundle
+    from backends.llm.skills import SkillItem
+
+CUSTOM = "custom"
+#: Answer length caps per skill while evaluating (a function, a short story, a sentence, a word);
+#: every answer ends earlier at the end-of-turn token. Capped again by ``eval_max_new_tokens``.
+SKILL_MAX_NEW_TOKENS: dict[str, int] = {"python_coding": 160, "story_writing": 96, "factual_qa": 40,
+                                        "antonyms": 24}
+MIN_PROBE_PROMPTS = 4
+MAX_PASTED_CHARS = 40_000
+
+
+@dataclass(frozen=True)
+class LLMGenerateConfig:
+    """What the gallery and the chat box show: your prompts, or a few test prompts of every skill."""
+
+    prompts: str = param("", widget="textarea", max_length=8000, label="Your prompts",
+                         help="One prompt per line. "
+                              "Empty: a few held-out test prompts of every skill.")
+    per_skill: int = param(2, min=1, max=10, label="Prompts per skill",
+                           help="Test prompts per skill when 'Your prompts' is empty.")
+    max_new_tokens: int = param(64, min=8, max=256, label="Max new tokens",
+                                help="Greedy decoding stops at the end-of-turn token or after this many tokens.")
+
+
+@dataclass(frozen=True)
+class SkillConfig:
+    """Fields shared by every LLM method: what to forget, what to keep, how much to evaluate."""
+
+    forget_skill: str = param("python_coding", choices=SKILLS + (CUSTOM,),
+                              help="The skill to unlearn; its probe half is the forget set. "
+                                   f"'{CUSTOM}': only the forget prompts you paste below.")
+    retain_skills: tuple[str, ...] = param((), max_items=len(SKILLS), label="Retain skills",
+                                           help="Skills to keep, one per line (empty: every other skill). "
+                                                f"Known: {', '.join(SKILLS)}.")
+    forget_prompts: str = param("", widget="textarea", max_length=MAX_PASTED_CHARS, advanced=True,
+                                help="Extra forget prompts, one per line.")
+    retain_prompts: str = param("", widget="textarea", max_length=MAX_PASTED_CHARS, advanced=True,
+                                help="Extra retain prompts, one per line.")
+    probe_items: int = param(60, min=0, max=500, advanced=True,
+                             help="Forget-skill probe prompts used (0: the whole probe half); the retain set "
+                                  "gets as many, spread evenly over the retain skills.")
+    eval_items: int = param(8, min=0, max=500, label="Evaluation prompts per skill",
+                            help="Held-out test prompts per skill for the before/after scores "
+                                 "(0: the whole test half; the benchmark uses all of it).")
+    eval_max_new_tokens: int = param(160, min=8, max=512, advanced=True,
+                                     help="Answer length cap while evaluating (each skill also has its own "
+                                          "cap: 160 code, 96 story, 40 QA, 24 antonyms tokens).")
+
+
+@dataclass(frozen=True)
+class SkillSets:
+    """Resolved prompt sets of a method config."""
+
+    forget_skill: str
+    retain_skills: tuple[str, ...]
+    forget_prompts: list[str]
+    retain_prompts: list[str]
+    forget_answers: list[str | None]        # reference answers (None for pasted prompts)
+    retain_answers: list[str | None]
+    retain_labels: list[str]                # skill of each retain prompt ("pasted" for pasted ones)
+
+
+def _parse_pasted(text: str, what: str) -> list[str]:
+    from backends.llm.skills import parse_user_prompts
+
+    if not text.strip():
+        return []
+    try:
+        return parse_user_prompts(text)
+    except ValueError as exc:
+        raise ValueError(f"{what}: {exc}") from None
+
+
+def retain_skill_names(forget_skill: str, retain_skills: tuple[str, ...]) -> tuple[str, ...]:
+    """Validated retain skills (empty: every skill but the forget skill)."""
+    unknown = [s for s in retain_skills if s not in SKILLS]
+    if unknown:
+        raise ValueError(f"unknown retain skill(s): {', '.join(unknown)}; known: {', '.join(SKILLS)}")
+    if forget_skill in retain_skills:
+        raise ValueError(f"{forget_skill!r} is both the forget skill and a retain skill: pick one")
+    return tuple(retain_skills) or tuple(s for s in SKILLS if s != forget_skill)
+
+
+def resolve_skill_sets(config: SkillConfig, bundle: "LLMBundle | None" = None,
+                       min_forget: int = MIN_PROBE_PROMPTS, need_retain: bool = True) -> SkillSets:
+    """Forget and retain prompts of a method config; ValueError on empty, overlapping or too small sets."""
+    from backends.llm.models import encode_chat
+    from backends.llm.skills import load_skill_set
+
+    if config.forget_skill != CUSTOM and config.forget_skill not in SKILLS:
+        raise ValueError(f"unknown forget skill {config.forget_skill!r}; known: {', '.join(SKILLS)}, {CUSTOM}")
+    retain_skills = retain_skill_names(config.forget_skill, config.retain_skills)
+    limit = config.probe_items or None
+
+    forget_prompts: list[str] = []
+    forget_answers: list[str | None] = []
+    if config.forget_skill != CUSTOM:
+        for item in load_skill_set(config.forget_skill, "probe")[:limit]:
+            forget_prompts.append(item.prompt)
+            forget_answers.append(item.reference)
+    pasted_forget = _parse_pasted(config.forget_prompts, "forget prompts")
+    forget_prompts += pasted_forget
+    forget_answers += [None] * len(pasted_forget)
+
+    retain_prompts: list[str] = []
+    retain_answers: list[str | None] = []
+    retain_labels: list[str] = []
+    # The retain set has as many prompts as the forget skill's, spread evenly over the retain skills.
+    per_retain = math.ceil((limit or len(forget_prompts)) / len(retain_skills)) if retain_skills else 0
+    for skill in retain_skills:
+        for item in load_skill_set(skill, "probe")[:per_retain]:
+            retain_prompts.append(item.prompt)
+            retain_answers.append(item.reference)
+            retain_labels.append(skill)
+    pasted_retain = _parse_pasted(config.retain_prompts, "retain prompts")
+    retain_prompts += pasted_retain
+    retain_answers += [None] * len(pasted_retain)
+    retain_labels += ["pasted"] * len(pasted_retain)
+
+    if not forget_prompts:
+        raise ValueError("the forget set is empty: pick a forget skill or paste forget prompts")
+    if len(forget_prompts) < min_forget:
+        raise ValueError(f"too few forget prompts: {len(forget_prompts)}, this method needs at least {min_forget}")
+    if need_retain and not retain_prompts:
+        raise ValueError("the retain set is empty: keep at least one retain skill or paste retain prompts")
+    overlap = sorted(set(p.strip() for p in forget_prompts) & set(p.strip() for p in retain_prompts))
+    if overlap:
+        raise ValueError(f"{len(overlap)} prompt(s) are in both the forget and the retain set, e.g. "
+                         f"{overlap[0][:60]!r}: a prompt cannot be forgotten and kept at once")
+    if bundle is not None:
+        encode_chat(bundle, forget_prompts, [a or "" for a in forget_answers])
+        encode_chat(bundle, retain_prompts, [a or "" for a in retain_answers])
+    return SkillSets(config.forget_skill, retain_skills, forget_prompts, retain_prompts,
+                     forget_answers, retain_answers, retain_labels)
+
+
+# --------------------------------------------------------------------------------------------
+# Evaluation (base results cached per process: the base never changes)
+# --------------------------------------------------------------------------------------------
+def _eval_items(skill: str, n: int) -> list["SkillItem"]:
+    from backends.llm.skills import load_skill_set
+
+    items = load_skill_set(skill, "test")
+    return items[:n] if n else items
+
+
+def effective_nll(bundle: "LLMBundle", prompts: list[str], references: list[str],
+                  batch_size: int = 8) -> "torch.Tensor":
+    """Mean token NLL of each reference (N,), abstention-aware.
+
+    A prompt that Key Space Detection answers with its refusal gets no probability mass on the
+    reference: we charge it log |V| nats per token (the NLL of a uniform guess, a finite stand-in
+    for infinity). Prompts the model answers keep their real NLL.
+    """
+    import math
+
+    from backends.llm.key_space_detection import abstain_mask
+    from backends.llm.models import reference_nll
+
+    nll = reference_nll(bundle, prompts, references, batch_size=batch_size)
+    flags = abstain_mask(bundle, prompts).to(nll.device)
+    return nll.masked_fill(flags, math.log(len(bundle.tokenizer)))
+
+
+def skill_results(bundle: "LLMBundle", skill: str, n: int, max_new_tokens: int,
+                  ctx: "JobContext | None" = None, batch_size: int = 16) -> dict[str, Any]:
+    """Greedy answers, behavioural scores, refusals and reference NLLs on a skill's test half."""
+    from backends.llm.models import generate_greedy
+    from backends.llm.scoring import behaviour_score, is_refusal
+
+    items = _eval_items(skill, n)
+    prompts = [it.prompt for it in items]
+    check = ctx.check if ctx is not None else None
+    max_new_tokens = min(max_new_tokens, SKILL_MAX_NEW_TOKENS.get(skill, max_new_tokens))
+    answers = generate_greedy(bundle, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size,
+                              should_stop=check)
+    scores = [behaviour_score(it, a) for it, a in zip(items, answers)]
+    nll = effective_nll(bundle, prompts, [it.reference for it in items], batch_size=batch_size)
+    return {"answers": answers, "scores": scores, "refusals": [is_refusal(a) for a in answers],
+            "nll": [float(v) for v in nll], "score": sum(scores) / len(scores),
+            "refusal_rate": sum(is_refusal(a) for a in answers) / len(answers),
+            "mean_nll": float(nll.mean())}
+
+
+def base_skill_results(base: "LLMBundle", skill: str, n: int, max_new_tokens: int,
+                       ctx: "JobContext | None" = None) -> dict[str, Any]:
+    """:func:`skill_results` of a base bundle, computed once per process and cached on the bundle."""
+    cache = base.info.setdefault("base_eval_cache", {})
+    key = (skill, n, max_new_tokens)
+    if key not in cache:
+        cache[key] = skill_results(base, skill, n, max_new_tokens, ctx)
+    return cache[key]
+
+
+def relative_drop(before: float, after: float) -> float | None:
+    """(before - after) / before; None when the base has no skill to lose."""
+    return (before - after) / before if before > 0 else None
+
+
+@register_backend
+class LLMBackend(Backend):
+    name = "llm"
+    title = "Language model"
+    description = ("Remove a skill (Python coding, story writing, ...) from a small chat model and check "
+                   "whether it is really gone: behaviour, likelihood, linear probes and relearning.")
+    output = "text"
+    generate_config = LLMGenerateConfig
+
+    def clone(self, model: "LLMBundle") -> "LLMBundle":
+        from backends.llm.models import clone_bundle
+
+        return clone_bundle(model)
+
+    def _gallery_prompts(self, config: LLMGenerateConfig) -> list[tuple[str, str, "SkillItem | None"]]:
+        """(key, prompt, item) triples: the user's prompts, else test prompts of every skill."""
+        pasted = _parse_pasted(config.prompts, "your prompts")
+        if pasted:
+            return [(f"prompt {i + 1}", p, None) for i, p in enumerate(pasted)]
+        rows = []
+        for skill in SKILLS:
+            for i, item in enumerate(_eval_items(skill, config.per_skill)):
+                rows.append((f"{skill} #{i + 1}", item.prompt, item))
+        return rows
+
+    def generate(self, model: "LLMBundle", config: LLMGenerateConfig) -> list[Sample]:
+        from backends.llm.models import generate_greedy
+        from backends.llm.scoring import behaviour_score, is_refusal
+
+        rows = self._gallery_prompts(config)
+        answers = generate_greedy(model, [p for _, p, _ in rows], max_new_tokens=config.max_new_tokens)
+        samples = []
+        for seed, ((key, prompt, item), answer) in enumerate(zip(rows, answers)):
+            labels = {"refused": "yes" if is_refusal(answer) else "no"}
+            if item is not None:
+                labels["skill"] = item.skill
+                labels["score"] = f"{behaviour_score(item, answer):.2f}"
+            samples.append(Sample(key=key, seed=seed, prompt=prompt, text=answer, labels=labels,
+                                  group=item.skill if item is not None else "yours"))
+        return samples
+
+    def chat(self, model: "LLMBundle", message: str, max_new_tokens: int = 128) -> str:
+        """One greedy answer to a chat message (the tab asks the base and the edit at once)."""
+        from backends.llm.models import generate_greedy
+        from backends.llm.skills import parse_user_prompts
+
+        (prompt,) = parse_user_prompts(" ".join(message.split()))  # one line; length-checked
+        return generate_greedy(model, [prompt], max_new_tokens=max_new_tokens)[0]
+
+    def evaluate(self, base: "LLMBundle", edited: "LLMBundle", method_config: Any,
+                 ctx: "JobContext") -> list[MetricRow]:
+        forget = getattr(method_config, "forget_skill", CUSTOM)
+        retain = retain_skill_names(forget, getattr(method_config, "retain_skills", ()))
+        n = getattr(method_config, "eval_items", 8)
+        max_new = getattr(method_config, "eval_max_new_tokens", 96)
+        skills = ([forget] if forget != CUSTOM else []) + list(retain)
+        rows: list[MetricRow] = []
+        drops: dict[str, float | None] = {}
+        ctx.phase("evaluating skills", total=2 * len(skills))
+        for i, skill in enumerate(skills):
+            before = base_skill_results(base, skill, n, max_new, ctx)
+            ctx.step(2 * i + 1)
+            after = skill_results(edited, skill, n, max_new, ctx)
+            ctx.step(2 * i + 2)
+            role = "forget" if skill == forget else "retain"
+            rows.append(MetricRow(f"{skill} score ({role})", before["score"], after["score"], better=(
+                "lower" if role == "forget" else "higher"),
+                help="Behavioural score on held-out test prompts (greedy answers; abstention scores 0)."))
+            rows.append(MetricRow(f"{skill} reference NLL ({role})", before["mean_nll"], after["mean_nll"],
+                                  unit="nats/token", better="higher" if role == "forget" else "lower",
+                                  help="Mean token negative log-likelihood of the reference answers "
+                                       "(log |V| per token where the model abstains)."))
+            rows.append(MetricRow(f"{skill} refusal rate ({role})", before["refusal_rate"], after["refusal_rate"],
+                                  better="higher" if role == "forget" else "lower",
+                                  help="Share of test prompts answered with a refusal/abstention."))
+            drops[skill] = relative_drop(before["score"], after["score"])
+        if forget != CUSTOM:
+            rows.append(MetricRow("forget skill relative drop", None, drops[forget], better="higher",
+                                  help="(before - after) / before of the forget skill's score."))
+        retain_drops = [d for s, d in drops.items() if s != forget and d is not None]
+        if retain_drops:
+            rows.append(MetricRow("retain max relative drop", None, max(retain_drops), better="lower",
+                                  help="Largest relative score drop over the retain skills."))
+        pasted = _parse_pasted(getattr(method_config, "forget_prompts", ""), "forget prompts")
+        if pasted:
+            from backends.llm.models import generate_greedy
+            from backends.llm.scoring import is_refusal
+
+            before_ans = generate_greedy(base, pasted, max_new_tokens=max_new, should_stop=ctx.check)
+            after_ans = generate_greedy(edited, pasted, max_new_tokens=max_new, should_stop=ctx.check)
+            rows.append(MetricRow("your forget prompts: refusal rate",
+                                  sum(map(is_refusal, before_ans)) / len(pasted),
+                                  sum(map(is_refusal, after_ans)) / len(pasted), better="higher"))
+            rows.append(MetricRow("your forget prompts: answers changed", None,
+                                  sum(a != b for a, b in zip(before_ans, after_ans)) / len(pasted), better="higher"))
+        return rows
+
+    def embed(self, base: "LLMBundle", edited: "LLMBundle | None", config: LLMGenerateConfig) -> MapData:
+        import numpy as np
+
+        from backends.llm.key_space_detection import KSDEdit
+        from backends.llm.models import last_mlp_keys
+
+        rows = self._gallery_prompts(config)
+        prompts = [p for _, p, _ in rows]
+        skills = [item.skill if item is not None else "yours" for _, _, item in rows]
+        points = [last_mlp_keys(base, prompts)]
+        labels, groups = list(skills), ["before"] * len(rows)
+        names = [f"{key} (before)" for key, _, _ in rows]
+        anchors: list[np.ndarray] = []
+        if edited is not None:
+            after = last_mlp_keys(edited, prompts)
+            points.append(after)
+            ksd = [e for e in edited.edits if isinstance(e, KSDEdit)]
+            inside = ksd[-1].contains(after).tolist() if ksd else None
+            for (key, _, _), skill, i in zip(rows, skills, range(len(rows))):
+                tag = "" if inside is None else (" · in KSD box" if inside[i] else " · outside box")
+                labels.append(skill + tag)
+                groups.append("after")
+                names.append(f"{key} (after){tag}")
+            if ksd:
+                anchors.append(ksd[-1].mu.detach().cpu().numpy()[None])
+                labels.append("KSD box centre")
+                groups.append("anchor")
+                names.append("KSD hypercube centre (mean forget key)")
+        data = np.concatenate([p.detach().cpu().float().numpy() for p in points] + anchors, axis=0)
+        return MapData(points=data, labels=labels, groups=groups, names=names,
+                       title="Key space: input of the last layer's down_proj (mean over query tokens)")
+
+    def state_tensors(self, model: "LLMBundle") -> dict[str, "torch.Tensor"]:
+        tensors = {name: t.detach() for name, t in model.model.state_dict().items()}
+        for i, edit in enumerate(model.edits):
+            for name, t in edit.state_tensors().items():
+                tensors[f"edit{i}.{edit.kind}.{name}"] = t.detach()
+        return tensors
+
+    def nbytes(self, model: "LLMBundle") -> int:
+        """Own weights count only when not shared with the base (hook edits cost their statistics)."""
+        total = sum(int(t.numel()) * t.element_size() for e in model.edits for t in e.state_tensors().values())
+        if model.private_weights:
+            total += sum(int(p.numel()) * p.element_size() for p in model.model.parameters())
+        return total

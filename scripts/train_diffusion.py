@@ -1,0 +1,402 @@
+"""Train the FaceWorld text-to-image diffusion UNet (pixel space, 32x32) on rendered faces and captions.
+
+Recipe: DDPM epsilon-prediction MSE (Ho et al., 2020) with Min-SNR-gamma loss weighting (Hang et al., 2023),
+the frozen MiniLM text encoder's token states as conditioning (cached once per caption pool, fp16),
+10% caption dropout to "" for classifier-free guidance (Ho & Salimans, 2022), AdamW with warm-up and cosine
+decay, EMA weights (the shipped ones). ``--exclude glasses`` trains the unlearning gold standard: the same
+recipe on a world without glasses or sunglasses.
+
+Checkpoints go to ``--ckpt-dir`` every few minutes (resumed automatically); the EMA UNet is written to the
+asset file at every checkpoint, so an interrupted run still leaves usable weights.
+
+    python scripts/train_diffusion.py --steps 4000 --minutes 75                    # base (shipped)
+    python scripts/train_diffusion.py --exclude glasses --steps 4000 --minutes 44  # gold standard (shipped)
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import json
+import math
+import os
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from backends.faceworld import diffusion as D  # noqa: E402  (light module: no torch at import)
+from backends.faceworld import world  # noqa: E402
+
+# Concepts that can be removed from the training world, as world.sample_faces exclusions.
+EXCLUSIONS: dict[str, dict[str, tuple[str, ...]]] = {
+    "glasses": {"glasses": ("glasses", "sunglasses")},
+}
+GRID_PROMPTS = (
+    "a smiling person with glasses",
+    "a man wearing a red cap",
+    "a bearded face with grey hair on a blue background",
+    "a frowning person in sunglasses",
+    "a blond woman wearing a beanie on pink",
+    "a dark-skinned face with a big grin",
+    "a photo of Alice",
+    "",
+)
+
+
+@dataclass
+class TrainConfig:
+    """Everything that determines a training run (saved in the checkpoint)."""
+
+    variant: str = "base"
+    exclude: str | None = None  # a key of EXCLUSIONS, or None for the full world
+    unet: D.UNetConfig = field(default_factory=D.UNetConfig)
+    text_encoder: str = D.TEXT_ENCODER_MINILM
+    steps: int = 3000
+    minutes: float | None = None  # wall-time budget: the LR schedule anneals by whichever ends first
+    batch_size: int = 32
+    lr: float = 1e-3
+    min_lr_ratio: float = 0.05
+    warmup_steps: int = 100
+    weight_decay: float = 0.01
+    ema_decay: float = 0.995
+    caption_dropout: float = 0.1
+    snr_gamma: float = 5.0
+    bf16: bool = True  # bf16 autocast for the UNet forward on CPU (weights and optimizer stay fp32)
+    pool_size: int = 10000
+    seed: int = 0
+    num_threads: int = 1
+    ckpt_dir: str = "/tmp/team/diff_ckpt"
+    cache_dir: str = "/tmp/diff_cache"
+    asset_path: str | None = None  # default: assets/faceworld/<VARIANTS[variant]>
+    log_path: str = "/tmp/team/diff_train.log"
+    grid_path: str | None = "/tmp/team/diff_grid.png"
+    checkpoint_every_s: float = 180.0
+    grid_every_s: float = 720.0
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.exclude is not None and self.exclude not in EXCLUSIONS:
+            raise ValueError(f"unknown exclusion {self.exclude!r}; expected one of {', '.join(EXCLUSIONS)}")
+        if self.steps < 1 or self.batch_size < 1 or self.pool_size < 1:
+            raise ValueError("steps, batch_size and pool_size must be positive")
+        if not 0.0 <= self.caption_dropout < 1.0:
+            raise ValueError(f"caption_dropout must be in [0, 1), got {self.caption_dropout}")
+
+    def resolved_asset_path(self) -> Path:
+        if self.asset_path is not None:
+            return Path(self.asset_path)
+        if self.variant not in D.VARIANTS:
+            raise ValueError(f"no default asset for variant {self.variant!r}; pass asset_path")
+        return D.ASSET_DIR / D.VARIANTS[self.variant]
+
+    def to_dict(self) -> dict:
+        out = dataclasses.asdict(self)
+        out["unet"] = dataclasses.asdict(self.unet)
+        return out
+
+
+def tiny_config(work_dir: Path, steps: int = 2) -> TrainConfig:
+    """A seconds-long configuration (tiny UNet, 2-layer text encoder) for smoke tests."""
+    work_dir = Path(work_dir)
+    return TrainConfig(
+        variant="tiny", unet=D.TINY_UNET, text_encoder=D.TEXT_ENCODER_TINY, steps=steps, batch_size=4,
+        pool_size=8, warmup_steps=1, ckpt_dir=str(work_dir / "ckpt"), cache_dir=str(work_dir / "cache"),
+        asset_path=str(work_dir / "tiny.safetensors"), log_path=str(work_dir / "train.log"), grid_path=None,
+        progress=False, bf16=False,
+    )
+
+
+class Logger:
+    def __init__(self, path: str, tag: str) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.tag = tag
+
+    def __call__(self, message: str) -> None:
+        line = f"{time.strftime('%H:%M:%S')} [{self.tag}] {message}"
+        with open(self.path, "a") as f:
+            f.write(line + "\n")
+
+
+# ------------------------------------------------------------------------------------------------ data
+
+def make_pool(config: TrainConfig, tokenizer) -> tuple[np.ndarray, list[str]]:
+    """Rendered images ``(P, 32, 32, 3)`` uint8 and one caption per image, for the FULL world.
+
+    Captions longer than the token limit are redrawn (so nothing is ever truncated in training).
+    """
+    faces = world.sample_faces(config.pool_size, seed=config.seed)
+    rng = np.random.default_rng(config.seed + 1)
+    captions = []
+    for face in faces:
+        for _ in range(20):
+            text = world.caption(face, rng)
+            if len(tokenizer(text)["input_ids"]) <= D.MAX_TOKENS:
+                break
+        else:
+            raise RuntimeError(f"could not draw a caption within {D.MAX_TOKENS} tokens for {face.attrs}")
+        captions.append(text)
+    images = world.render_batch(faces, size=D.IMAGE_SIZE)  # (P, 32, 32, 3)
+    return images, captions
+
+
+def kept_mask(config: TrainConfig) -> np.ndarray:
+    """(P,) bool: pool faces outside the excluded concept (all True without an exclusion).
+
+    The gold-standard pool is the full pool minus every face showing the concept. Since attributes are
+    drawn independently, this is the world sampled with the concept excluded (world.sample_faces(exclude=...)),
+    and the kept faces' captions only mention their true attributes, so they never claim the concept.
+    """
+    faces = world.sample_faces(config.pool_size, seed=config.seed)
+    keep = np.ones(len(faces), dtype=bool)
+    for attr, values in (EXCLUSIONS[config.exclude] if config.exclude else {}).items():
+        keep &= np.array([face.attrs[attr] not in values for face in faces])
+    return keep
+
+
+def encode_pool(captions: list[str], tokenizer, text_encoder, batch: int = 128, progress: bool = False):
+    """Token states of every caption, ``(P, T, D)`` fp16 (the text encoder is frozen: computed once)."""
+    import torch
+    from tqdm import tqdm
+
+    chunks = []
+    with torch.no_grad():
+        for start in tqdm(range(0, len(captions), batch), desc="encode captions", disable=not progress):
+            toks = tokenizer(captions[start:start + batch], padding="max_length", truncation=True,
+                             max_length=D.MAX_TOKENS, return_tensors="pt")
+            states = text_encoder(input_ids=toks["input_ids"], attention_mask=toks["attention_mask"]).last_hidden_state
+            chunks.append(states.to(torch.float16))
+    return torch.cat(chunks)  # (P, T, D)
+
+
+def load_or_build_data(config: TrainConfig, tokenizer, text_encoder, log: Logger):
+    """(images uint8 (P, H, W, 3), states fp16 (P, T, D), empty-prompt states (1, T, D)).
+
+    The full pool is cached on disk and shared by every variant; exclusions select from it.
+    """
+    import torch
+
+    key = json.dumps({"pool": config.pool_size, "seed": config.seed, "exclude": None,
+                      "encoder": config.text_encoder, "max_tokens": D.MAX_TOKENS}, sort_keys=True)
+    digest = hashlib.sha1(key.encode()).hexdigest()[:12]
+    path = Path(config.cache_dir) / f"pool_{digest}.pt"
+    if path.is_file():
+        data = torch.load(path, weights_only=True)
+        images, states, empty = data["images"].numpy(), data["states"], data["empty"]
+        log(f"loaded cached pool {path}")
+    else:
+        t0 = time.time()
+        images, captions = make_pool(config, tokenizer)
+        states = encode_pool(captions, tokenizer, text_encoder, progress=config.progress)
+        empty = encode_pool([""], tokenizer, text_encoder)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        torch.save({"images": torch.from_numpy(images), "states": states, "empty": empty, "captions": captions}, tmp)
+        os.replace(tmp, path)
+        log(f"built pool of {len(captions)} in {time.time() - t0:.0f}s -> {path}")
+    keep = kept_mask(config)
+    if not keep.all():
+        images, states = images[keep], states[torch.from_numpy(keep)]
+        log(f"exclusion {config.exclude!r}: kept {int(keep.sum())} of {len(keep)} pool images")
+    return images, states, empty
+
+
+# -------------------------------------------------------------------------------------------- training
+
+def lr_factor(progress: float, warmup_fraction: float, min_ratio: float) -> float:
+    """Linear warm-up then cosine decay to ``min_ratio``; ``progress`` in [0, 1]."""
+    if progress < warmup_fraction:
+        return max(progress / warmup_fraction, 1e-3)
+    p = min((progress - warmup_fraction) / max(1.0 - warmup_fraction, 1e-8), 1.0)
+    return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * p))
+
+
+def save_grid(model: D.FaceWorldDiffusion, unet, path: str, seeds: tuple[int, ...] = (0, 1, 2, 3)) -> None:
+    """Sample grid: one row per GRID_PROMPTS entry (labelled), one column per seed, 3x upscaled."""
+    from PIL import Image, ImageDraw
+
+    prompts = [p for p in GRID_PROMPTS for _ in seeds]
+    images = model.generate(prompts, list(seeds) * len(GRID_PROMPTS), unet=unet)  # (R*C, 32, 32, 3)
+    label_w, side = 300, D.IMAGE_SIZE * 3  # tiles 3x upscaled
+    canvas = Image.new("RGB", (label_w + side * len(seeds), side * len(GRID_PROMPTS)), "white")
+    draw = ImageDraw.Draw(canvas)
+    for r, prompt in enumerate(GRID_PROMPTS):
+        draw.text((4, r * side + side // 2 - 6), prompt or '"" (unconditional)', fill="black")
+        for c in range(len(seeds)):
+            tile = Image.fromarray(images[r * len(seeds) + c]).resize((side, side), Image.NEAREST)
+            canvas.paste(tile, (label_w + c * side, r * side))
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    canvas.save(path)
+
+
+def train(config: TrainConfig) -> dict:
+    """Train (or resume) per ``config``; returns a summary dict (step, loss, wall time, asset path)."""
+    import torch
+    import torch.nn.functional as F
+    from tqdm import tqdm
+
+    torch.set_num_threads(config.num_threads)
+    log = Logger(config.log_path, config.variant)
+    tokenizer = D.load_tokenizer()
+    text_encoder = D.load_text_encoder(config.text_encoder, seed=config.seed)
+    if text_encoder.config.hidden_size != config.unet.cross_attention_dim:
+        raise ValueError("text encoder width does not match unet.cross_attention_dim")
+    images, states, empty = load_or_build_data(config, tokenizer, text_encoder, log)
+    pool = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()  # (P, 3, H, W) uint8
+
+    unet = D.build_unet(config.unet, seed=config.seed).train()
+    ema = D.build_unet(config.unet, seed=config.seed).requires_grad_(False).eval()
+    ema.load_state_dict(unet.state_dict())
+    optimizer = torch.optim.AdamW(unet.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    noise_scheduler = D.make_noise_scheduler()
+    alphas_cumprod = noise_scheduler.alphas_cumprod  # (1000,)
+    snr = alphas_cumprod / (1 - alphas_cumprod)  # (1000,)
+    generator = torch.Generator().manual_seed(config.seed)
+
+    ckpt_path = Path(config.ckpt_dir) / config.variant / "ckpt.pt"
+    step, elapsed_before = 0, 0.0
+    if ckpt_path.is_file():
+        ckpt = torch.load(ckpt_path, weights_only=True)
+        if ckpt["config"]["unet"] != dataclasses.asdict(config.unet):
+            raise ValueError(f"checkpoint {ckpt_path} has a different architecture; delete it or change ckpt_dir")
+        unet.load_state_dict(ckpt["unet"])
+        ema.load_state_dict(ckpt["ema"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        generator.set_state(ckpt["generator"])
+        step, elapsed_before = int(ckpt["step"]), float(ckpt["elapsed_s"])
+        log(f"resumed from {ckpt_path} at step {step} ({elapsed_before / 60:.1f} min done)")
+    else:
+        n_params = sum(p.numel() for p in unet.parameters())
+        log(f"start: {n_params / 1e6:.2f}M params, config {json.dumps(config.to_dict())}")
+
+    asset_path = config.resolved_asset_path()
+    sample_model = D.assemble(ema, config.unet, config.text_encoder, device="cpu", text_encoder_seed=config.seed)
+
+    def write_outputs(current_step: int, elapsed: float, loss_avg: float) -> None:
+        tmp = ckpt_path.with_suffix(".tmp")
+        ckpt_path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save({"unet": unet.state_dict(), "ema": ema.state_dict(), "optimizer": optimizer.state_dict(),
+                    "generator": generator.get_state(), "step": current_step, "elapsed_s": elapsed,
+                    "config": config.to_dict()}, tmp)
+        os.replace(tmp, ckpt_path)
+        D.save_unet(ema, config.unet, asset_path, metadata={
+            "variant": config.variant, "step": str(current_step), "wall_time_s": f"{elapsed:.0f}",
+            "exclude": config.exclude or "", "seed": str(config.seed), "train_loss": f"{loss_avg:.4f}"},
+            text_encoder_kind=config.text_encoder)
+        log(f"checkpoint step {current_step}, wrote {asset_path}")
+
+    stop_requested = threading.Event()  # SIGTERM: save a checkpoint and the asset, then stop
+    previous_handler = None
+    if threading.current_thread() is threading.main_thread():
+        previous_handler = signal.signal(signal.SIGTERM, lambda signum, frame: stop_requested.set())
+    start = time.time()
+    last_ckpt = last_grid = start
+    losses: list[float] = []
+    warmup_fraction = config.warmup_steps / config.steps
+    bar = tqdm(total=config.steps, initial=step, desc=f"diffusion[{config.variant}]", disable=not config.progress)
+    loss_avg = float("nan")
+    while step < config.steps and not stop_requested.is_set():
+        elapsed = elapsed_before + time.time() - start
+        progress = step / config.steps
+        if config.minutes:
+            if elapsed >= config.minutes * 60:
+                log(f"wall-time budget of {config.minutes} min reached at step {step}")
+                break
+            progress = max(progress, elapsed / (config.minutes * 60))
+        lr = config.lr * lr_factor(progress, warmup_fraction, config.min_lr_ratio)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+
+        idx = torch.randint(0, len(pool), (config.batch_size,), generator=generator)
+        x0 = pool[idx].float() / 127.5 - 1  # (B, 3, H, W)
+        cond = states[idx].float()  # (B, T, D)
+        drop = torch.rand(config.batch_size, generator=generator) < config.caption_dropout
+        cond[drop] = empty.float()
+        noise = torch.randn(x0.shape, generator=generator)  # (B, 3, H, W)
+        t = torch.randint(0, noise_scheduler.config.num_train_timesteps, (config.batch_size,), generator=generator)
+        x_t = noise_scheduler.add_noise(x0, noise, t)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.bf16):
+            pred = unet(x_t, t, encoder_hidden_states=cond).sample
+        per_sample = F.mse_loss(pred.float(), noise, reduction="none").mean(dim=(1, 2, 3))  # (B,)
+        weight = torch.clamp(snr[t], max=config.snr_gamma) / snr[t] if config.snr_gamma else torch.ones_like(per_sample)
+        loss = (weight * per_sample).mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
+        optimizer.step()
+        decay = min(config.ema_decay, (1 + step) / (10 + step))
+        with torch.no_grad():
+            for p_ema, p in zip(ema.parameters(), unet.parameters()):
+                p_ema.lerp_(p, 1 - decay)
+        step += 1
+        losses.append(float(per_sample.detach().mean()))
+        bar.update(1)
+        if step % 50 == 0 or step == config.steps:
+            loss_avg = float(np.mean(losses[-50:]))
+            now = time.time()
+            log(f"step {step}/{config.steps} loss {loss_avg:.4f} lr {lr:.2e} "
+                f"{(now - start) / max(len(losses), 1):.2f}s/it elapsed {(elapsed_before + now - start) / 60:.1f}min")
+            bar.set_postfix(loss=f"{loss_avg:.4f}")
+        now = time.time()
+        if now - last_ckpt >= config.checkpoint_every_s:
+            write_outputs(step, elapsed_before + now - start, float(np.mean(losses[-50:])))
+            last_ckpt = time.time()
+        if config.grid_path and now - last_grid >= config.grid_every_s:
+            save_grid(sample_model, ema, config.grid_path)
+            log(f"sample grid -> {config.grid_path}")
+            last_grid = time.time()
+    bar.close()
+    if previous_handler is not None:
+        signal.signal(signal.SIGTERM, previous_handler)
+    elapsed = elapsed_before + time.time() - start
+    if losses:
+        loss_avg = float(np.mean(losses[-50:]))
+    write_outputs(step, elapsed, loss_avg)
+    if config.grid_path and not stop_requested.is_set():
+        save_grid(sample_model, ema, config.grid_path)
+    log(f"done: step {step}, {elapsed / 60:.1f} min")
+    return {"step": step, "loss": loss_avg, "wall_time_s": elapsed, "asset": str(asset_path),
+            "checkpoint": str(ckpt_path)}
+
+
+def parse_args(argv: list[str] | None) -> TrainConfig:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--exclude", choices=sorted(EXCLUSIONS), default=None,
+                        help="remove a concept from the world (trains the gold-standard variant)")
+    parser.add_argument("--steps", type=int, default=3000)
+    parser.add_argument("--minutes", type=float, default=None, help="wall-time budget (LR anneals to fit)")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--pool-size", type=int, default=10000)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--channels", type=int, nargs="+", default=list(D.UNetConfig().block_out_channels))
+    parser.add_argument("--no-bf16", action="store_true", help="train in fp32")
+    parser.add_argument("--ckpt-dir", default="/tmp/team/diff_ckpt")
+    parser.add_argument("--cache-dir", default="/tmp/diff_cache")
+    parser.add_argument("--log", default="/tmp/team/diff_train.log")
+    parser.add_argument("--grid", default="/tmp/team/diff_grid.png")
+    parser.add_argument("--asset", default=None, help="output safetensors (default: the variant's shipped file)")
+    args = parser.parse_args(argv)
+    variant = f"no_{args.exclude}" if args.exclude else "base"
+    unet = dataclasses.replace(D.UNetConfig(), block_out_channels=tuple(args.channels))
+    return TrainConfig(variant=variant, exclude=args.exclude, unet=unet, steps=args.steps, minutes=args.minutes,
+                       batch_size=args.batch_size, lr=args.lr, pool_size=args.pool_size, seed=args.seed,
+                       bf16=not args.no_bf16, ckpt_dir=args.ckpt_dir, cache_dir=args.cache_dir, log_path=args.log,
+                       grid_path=args.grid or None, asset_path=args.asset)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    return train(parse_args(argv))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,564 @@
+"""Train the FaceWorld style-based GAN (StyleGAN2 recipe, Karras et al. 2020) on FaceWorld renders.
+
+Non-saturating logistic loss, lazy R1 regularisation on reals, Adam (lr 0.0025, betas (0, 0.99)), EMA of the
+generator weights (shipped), w_avg tracked for truncation. Data: a pool of faces drawn by world.sample_faces,
+rendered at 64 px and area-downscaled to 32 px, cached as uint8 .npy in /tmp.
+
+Because the world is ours, every training face also has a latent code (LatentCode: each sampling factor of
+the face owns z coordinates, so z ~ N(0, I) keeps the data's attribute frequencies), and G pays an L1
+reconstruction term on (z_face, render(face)) pairs next to the adversarial loss. On a 2-core CPU budget a
+plain GAN of this size had not found faces (nor the attribute frequencies) after ~80k images; the paired
+term makes the frequencies right by construction and the training fast. recon_weight 0 gives the plain GAN.
+
+    python scripts/train_gan.py                        # base model  -> assets/faceworld/gan_base.safetensors
+    python scripts/train_gan.py --exclude glasses      # gold standard without glasses/sunglasses
+                                                       #             -> assets/faceworld/gan_no_glasses.safetensors
+
+Checkpoints (every --ckpt-every-s seconds) go to /tmp/team/gan_ckpt/<variant>/last.pt and training resumes
+from there; the shipped asset and the model card (assets/faceworld/GAN.md) are rewritten at every checkpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import hashlib
+import json
+import math
+import re
+import signal
+import sys
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from backends.faceworld import world  # noqa: E402  (numpy + PIL only)
+
+EXCLUDE_PRESETS: dict[str, dict[str, tuple[str, ...]]] = {
+    "glasses": {"glasses": ("glasses", "sunglasses")},
+}
+VARIANT_FOR_EXCLUDE = {"": "base", "glasses": "no_glasses"}
+GRID_SEEDS = list(range(64))
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a run (saved in the checkpoint and the model card)."""
+
+    variant: str = "base"
+    exclude: str = ""                        # key of EXCLUDE_PRESETS, "" = full distribution
+    steps: int = 6000
+    max_minutes: float = 70.0                # wall-time budget over all resumes; stops early and ships
+    batch: int = 32
+    lr: float = 0.0025
+    r1_gamma: float = 1.0
+    r1_interval: int = 16
+    style_mixing_prob: float = 0.0           # pairs z -> render need unmixed styles
+    recon_weight: float = 20.0               # L1 weight of G(z_face) vs render(face); 0 = plain GAN
+    ema_kimg: float = 5.0                    # EMA half-life in thousands of images
+    ema_rampup: float = 0.05                 # half-life <= rampup * images seen (early EMA follows G closely)
+    pool_size: int = 50_000
+    data_seed: int = 1
+    seed: int = 0
+    render_size: int = 64                    # rendered, then area-downscaled to gan["image_size"]
+    gan: dict = field(default_factory=dict)  # GANConfig overrides; {} = shipped architecture
+    ckpt_dir: str = "/tmp/team/gan_ckpt"
+    pool_dir: str = "/tmp/team/gan_data"
+    asset_dir: str = str(REPO / "assets" / "faceworld")
+    log_path: str = "/tmp/team/gan_train.log"
+    grid_path: str = "/tmp/team/gan_grid.png"
+    ckpt_every_s: float = 180.0
+    grid_every_s: float = 600.0
+    log_every: int = 50
+    threads: int = 1
+    device: str = "cpu"                      # "cuda" on a GPU machine
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.exclude and self.exclude not in EXCLUDE_PRESETS:
+            raise ValueError(f"unknown exclude {self.exclude!r}; valid: {sorted(EXCLUDE_PRESETS)}")
+        for name in ("steps", "batch", "pool_size", "r1_interval", "log_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.ckpt_dir) / self.variant
+
+    @property
+    def asset_path(self) -> Path:
+        return Path(self.asset_dir) / f"gan_{self.variant}.safetensors"
+
+    @property
+    def card_path(self) -> Path:
+        return Path(self.asset_dir) / "GAN.md"
+
+
+# ------------------------------------------------------------------------------------------------ data
+
+def _world_fingerprint(exclude: str = "", image_size: int = 32, render_size: int = 64) -> str:
+    """Hash of a few renders from the pool's sampler: changes when sampling or rendering changes."""
+    probe = render_pool(64, seed=12345, exclude=exclude, render_size=render_size, image_size=image_size)
+    return hashlib.sha1(probe.tobytes()).hexdigest()[:10]
+
+
+def render_pool(n: int, seed: int, exclude: str, render_size: int, image_size: int) -> np.ndarray:
+    """(n, image_size, image_size, 3) uint8 faces: rendered at render_size, area-averaged down."""
+    if render_size % image_size:
+        raise ValueError(f"render_size {render_size} must be a multiple of image_size {image_size}")
+    factor = render_size // image_size
+    faces = world.sample_faces(n, seed, exclude=EXCLUDE_PRESETS.get(exclude))
+    pool = np.empty((n, image_size, image_size, 3), np.uint8)
+    for start in range(0, n, 2000):
+        big = world.render_batch(faces[start:start + 2000], render_size).astype(np.float32)  # (b, R, R, 3)
+        small = big.reshape(-1, image_size, factor, image_size, factor, 3).mean(axis=(2, 4))
+        pool[start:start + len(small)] = np.round(small).astype(np.uint8)
+    return pool
+
+
+def load_pool(config: TrainConfig, image_size: int, log=print) -> tuple[np.ndarray, str]:
+    """Cached render pool (keyed by size, seed, exclusion and a render fingerprint) and its fingerprint."""
+    fingerprint = _world_fingerprint(config.exclude, image_size, config.render_size)
+    name = (f"pool_{config.exclude or 'all'}_{config.pool_size}_s{config.data_seed}_{config.render_size}to"
+            f"{image_size}_{fingerprint}.npy")
+    path = Path(config.pool_dir) / name
+    if path.exists():
+        return np.load(path), fingerprint
+    start = time.time()
+    pool = render_pool(config.pool_size, config.data_seed, config.exclude, config.render_size, image_size)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.npy")
+    np.save(tmp, pool)
+    tmp.replace(path)
+    log(f"rendered pool {path} in {time.time() - start:.1f}s")
+    return pool, fingerprint
+
+
+class LatentCode:
+    """Where each training face sits in z-space, so the generator can also learn the renderer.
+
+    A categorical factor of world.sample_faces (each attribute, face shape, hair style, hat/frame colour, brim
+    side) with V values owns V coordinates of z: its value is argmax_v(z_v + b_v), the biases b chosen so that
+    z ~ N(0, I) gives each value its frequency in the pool (a Gaussian "argmax code": each value has its own
+    direction, which a network learns far faster than thresholds on one axis). Continuous geometry (size,
+    position, eye spacing) owns one coordinate through its empirical CDF. A face's z is drawn from N(0, I)
+    conditioned on its values (rejection sampling); the remaining coordinates are free noise. So z ~ N(0, I)
+    has the data's marginals and (z, render(face)) pairs give the reconstruction term. Named characters are
+    encoded through their attribute and geometry values.
+    """
+
+    CANDIDATES = 48  # rejection-sampling draws per face and factor (misses are fixed up, see sample)
+
+    def __init__(self, faces: list, z_dim: int, seed: int = 0) -> None:
+        import dataclasses
+
+        columns: dict[str, list] = {f"attr.{name}": [face.attrs[name] for face in faces] for name in world.ATTRIBUTES}
+        for item in dataclasses.fields(faces[0]):
+            if item.name not in ("attrs", "character"):
+                columns[item.name] = [getattr(face, item.name) for face in faces]
+        n = len(faces)
+        is_continuous = {name: all(isinstance(v, float) for v in values) for name, values in columns.items()}
+        needed = sum(1 if is_continuous[name] else len({repr(v) for v in values}) for name, values in columns.items())
+        if needed > z_dim:
+            raise ValueError(f"z_dim {z_dim} is smaller than the {needed} coordinates the face factors need")
+        rng = np.random.default_rng(seed)
+        self.factors = list(columns)
+        self.continuous: list[tuple[int, np.ndarray]] = []        # (z index, (N,) CDF value of each face)
+        self.categorical: list[tuple[int, np.ndarray, np.ndarray]] = []  # (first z index, biases (V,), (N,) value)
+        offset = 0
+        for name, values in columns.items():
+            if is_continuous[name]:
+                rank = np.argsort(np.argsort(np.asarray(values), kind="stable"), kind="stable")
+                self.continuous.append((offset, ((rank + 0.5) / n).astype(np.float64)))
+                offset += 1
+            else:
+                keys = [repr(v) for v in values]
+                categories = sorted(set(keys))
+                index = np.array([categories.index(key) for key in keys])
+                freqs = np.bincount(index, minlength=len(categories)) / n
+                self.categorical.append((offset, self._argmax_biases(freqs, rng), index))
+                offset += len(categories)
+        self.z_dim = z_dim
+        self.coded_dims = offset
+
+    @staticmethod
+    def _argmax_biases(freqs: np.ndarray, rng: np.random.Generator, iterations: int = 40) -> np.ndarray:
+        """b with P(argmax(z + b) = v) = freqs[v] for z ~ N(0, I), fitted by Monte Carlo fixed-point steps."""
+        biases = np.zeros(len(freqs))
+        if len(freqs) == 1:
+            return biases
+        z = rng.standard_normal((40_000, len(freqs)))
+        for _ in range(iterations):
+            hit = np.bincount((z + biases).argmax(1), minlength=len(freqs)) / len(z)
+            biases += 0.5 * (np.log(freqs) - np.log(np.maximum(hit, 1e-6)))
+            biases -= biases.mean()
+        return biases
+
+    def sample(self, index: np.ndarray, generator):
+        """z (B, z_dim) for the faces at index: fresh conditional draws of the coded coordinates, free noise."""
+        import torch
+
+        batch = len(index)
+        z = torch.randn(batch, self.z_dim, generator=generator)
+        for k, cdf in self.continuous:
+            jitter = (torch.rand(batch, generator=generator).double() - 0.5) / len(cdf)
+            u = (torch.from_numpy(cdf[index]) + jitter).clamp(1e-6, 1 - 1e-6)
+            z[:, k] = torch.special.ndtri(u).float()
+        for k, biases, values in self.categorical:
+            width = len(biases)
+            target = torch.from_numpy(values[index])  # (B,)
+            draws = torch.randn(batch, self.CANDIDATES, width, generator=generator)  # (B, C, V)
+            ok = (draws + torch.from_numpy(biases).float()).argmax(-1) == target[:, None]  # (B, C)
+            first = ok.float().argmax(1)  # first accepted draw (index 0 if none: fixed below)
+            chosen = draws[torch.arange(batch), first]  # (B, V)
+            missing = ~ok.any(1)
+            if missing.any():  # vanishingly rare: lift the target coordinate just above the others
+                shifted = chosen[missing] + torch.from_numpy(biases).float()
+                row = torch.arange(int(missing.sum()))
+                shifted[row, target[missing]] = shifted.max(1).values + 0.1
+                chosen[missing] = shifted - torch.from_numpy(biases).float()
+            z[:, k:k + width] = chosen
+        return z
+
+
+# ------------------------------------------------------------------------------------------------ training
+
+class Trainer:
+    """Holds G, G_ema, D, optimisers and RNG state; one `step()` = one D update and one G update."""
+
+    def __init__(self, config: TrainConfig, log=print) -> None:
+        import torch
+
+        from backends.faceworld.gan import build_networks
+
+        self.config, self.log = config, log
+        torch.set_num_threads(config.threads)
+        self.G, self.D = build_networks(config.gan, seed=config.seed)
+        self.G, self.D = self.G.to(config.device), self.D.to(config.device)
+        self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
+        # lazy regularisation: R1 every r1_interval steps, Adam hyper-parameters compensated (StyleGAN2 App. B)
+        ratio = config.r1_interval / (config.r1_interval + 1)
+        self.opt_G = torch.optim.Adam(self.G.parameters(), lr=config.lr, betas=(0.0, 0.99))
+        self.opt_D = torch.optim.Adam(self.D.parameters(), lr=config.lr * ratio, betas=(0.0, 0.99**ratio))
+        self.torch_rng = torch.Generator().manual_seed(config.seed + 1)
+        self.np_rng = np.random.default_rng(config.seed + 2)
+        self.step_index = 0
+        self.elapsed_s = 0.0
+        self.history: list[dict] = []
+        self.data_fingerprint = ""  # of the render pool, set by train()
+
+    # -- state ------------------------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        return {
+            "G": self.G.state_dict(), "D": self.D.state_dict(), "G_ema": self.G_ema.state_dict(),
+            "opt_G": self.opt_G.state_dict(), "opt_D": self.opt_D.state_dict(),
+            "torch_rng": self.torch_rng.get_state(), "np_rng": json.dumps(self.np_rng.bit_generator.state),
+            "step": self.step_index, "elapsed_s": self.elapsed_s, "history": json.dumps(self.history),
+            "config": json.dumps(asdict(self.config)),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.G.load_state_dict(state["G"])
+        self.D.load_state_dict(state["D"])
+        self.G_ema.load_state_dict(state["G_ema"])
+        self.opt_G.load_state_dict(state["opt_G"])
+        self.opt_D.load_state_dict(state["opt_D"])
+        self.torch_rng.set_state(state["torch_rng"].cpu())
+        self.np_rng.bit_generator.state = json.loads(state["np_rng"])
+        self.step_index = int(state["step"])
+        self.elapsed_s = float(state["elapsed_s"])
+        self.history = json.loads(state["history"])
+
+    # -- one iteration ------------------------------------------------------------------------------------
+    def _ws(self, z):
+        """Mapped latents (B, num_ws, w_dim), with style mixing when enabled (a random crossover layer on)."""
+        import torch
+
+        batch = z.shape[0]
+        ws = self.G.mapping(z, update_w_avg=True)[:, None].repeat(1, self.G.num_ws, 1)
+        if self.config.style_mixing_prob > 0:
+            z2 = torch.randn(batch, self.G.config.z_dim, generator=self.torch_rng).to(z.device)
+            w2 = self.G.mapping(z2)[:, None]
+            cutoff = torch.randint(1, self.G.num_ws, (batch, 1, 1), generator=self.torch_rng).to(z.device)
+            mix = (torch.rand(batch, 1, 1, generator=self.torch_rng) < self.config.style_mixing_prob).to(z.device)
+            layer = torch.arange(self.G.num_ws, device=z.device)[None, :, None]
+            ws = torch.where(mix & (layer >= cutoff), w2, ws)
+        return ws
+
+    def step(self, pool: np.ndarray, code: LatentCode | None = None) -> dict:
+        """One D and one G update. With a LatentCode, fakes use the z of the sampled real faces and G also
+        pays recon_weight * L1(G(z_face), face)."""
+        import torch
+        import torch.nn.functional as F
+
+        config, batch = self.config, self.config.batch
+        index = self.np_rng.integers(len(pool), size=batch)
+        real = torch.from_numpy(pool[index]).to(config.device).permute(0, 3, 1, 2).float() / 127.5 - 1  # (B, 3, H, W)
+        paired = code is not None and config.recon_weight > 0
+        z = (code.sample(index, self.torch_rng) if paired
+             else torch.randn(batch, self.G.config.z_dim, generator=self.torch_rng)).to(config.device)  # (B, z_dim)
+        do_r1 = self.step_index % config.r1_interval == 0
+
+        # discriminator: softplus(D(fake)) + softplus(-D(real)) [+ lazy R1 on reals]
+        self.D.requires_grad_(True)
+        with torch.no_grad():
+            fake = self.G.synthesis(self._ws(z), noise_mode="random")
+        real.requires_grad_(do_r1)
+        logits_real = self.D(real)
+        loss_D = F.softplus(self.D(fake)).mean() + F.softplus(-logits_real).mean()
+        r1 = torch.zeros(())
+        if do_r1:
+            (grad,) = torch.autograd.grad(logits_real.sum(), real, create_graph=True)
+            r1 = grad.square().sum(dim=(1, 2, 3)).mean()
+            loss_D = loss_D + r1 * (config.r1_gamma / 2) * config.r1_interval
+        self.opt_D.zero_grad(set_to_none=True)
+        loss_D.backward()
+        self.opt_D.step()
+
+        # generator: non-saturating loss softplus(-D(G(z))) [+ reconstruction of the paired renders]
+        self.D.requires_grad_(False)
+        fake = self.G.synthesis(self._ws(z), noise_mode="random")
+        logits_fake = self.D(fake)
+        loss_G = F.softplus(-logits_fake).mean()
+        recon = (fake - real.detach()).abs().mean() if paired else torch.zeros(())
+        self.opt_G.zero_grad(set_to_none=True)
+        (loss_G + config.recon_weight * recon).backward()
+        self.opt_G.step()
+
+        self._update_ema()
+        self.step_index += 1
+        return {"loss_D": loss_D.item(), "loss_G": loss_G.item(), "recon": recon.item() if paired else None,
+                "r1": r1.item() if do_r1 else None,
+                "D_real": logits_real.mean().item(), "D_fake": logits_fake.mean().item()}
+
+    def _update_ema(self) -> None:
+        import torch
+
+        images_seen = (self.step_index + 1) * self.config.batch
+        half_life = min(self.config.ema_kimg * 1000, images_seen * self.config.ema_rampup)
+        beta = 0.5 ** (self.config.batch / max(half_life, 1e-8))
+        with torch.no_grad():
+            for p_ema, p in zip(self.G_ema.parameters(), self.G.parameters()):
+                p_ema.copy_(p.lerp(p_ema, beta))
+            for b_ema, b in zip(self.G_ema.buffers(), self.G.buffers()):
+                b_ema.copy_(b)
+
+
+# ------------------------------------------------------------------------------------------------ outputs
+
+def save_grid(G_ema, path: str | Path, seeds: list[int] = GRID_SEEDS, upscale: int = 3) -> None:
+    """8 x 8 grid of EMA samples (truncation 1.0), nearest-upscaled, as PNG."""
+    from PIL import Image
+
+    from backends.faceworld.gan import FaceWorldGAN
+
+    images = FaceWorldGAN(G_ema, None, str(next(G_ema.parameters()).device)).generate(seeds)  # (N, H, W, 3)
+    side = int(math.ceil(math.sqrt(len(images))))
+    pad = np.zeros((side * side - len(images), *images.shape[1:]), np.uint8)
+    tiles = np.concatenate([images, pad]).reshape(side, side, *images.shape[1:])
+    grid = tiles.transpose(0, 2, 1, 3, 4).reshape(side * images.shape[1], side * images.shape[2], 3)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(grid).resize((grid.shape[1] * upscale, grid.shape[0] * upscale), Image.NEAREST).save(path)
+
+
+def _summary(history: list[dict]) -> dict:
+    recent = history[-20:]
+    if not recent:
+        return {}
+    keys = [key for key in ("loss_D", "loss_G", "recon", "D_real", "D_fake") if recent[-1].get(key) is not None]
+    return {key: round(float(np.mean([h[key] for h in recent if h.get(key) is not None])), 4) for key in keys}
+
+
+def write_card(trainer: Trainer, finished: bool, metrics: dict | None = None) -> None:
+    """Update this variant's section of assets/faceworld/GAN.md (other variants' sections are kept)."""
+    config, G = trainer.config, trainer.G_ema
+    params_G = sum(p.numel() for p in G.parameters())
+    params_D = sum(p.numel() for p in trainer.D.parameters())
+    exclude = EXCLUDE_PRESETS.get(config.exclude)
+    lines = [
+        f"<!-- variant:{config.variant} -->",
+        f"## `{config.asset_path.name}` ({config.variant})",
+        "",
+        f"- Data: {config.pool_size:,} FaceWorld faces, `world.sample_faces(n={config.pool_size}, "
+        f"seed={config.data_seed}, exclude={exclude})`, rendered at {config.render_size} px and area-downscaled "
+        f"to {G.config.image_size} px (render fingerprint {trainer.data_fingerprint}).",
+        f"- Architecture: {json.dumps(G.config.to_dict())}; G {params_G:,} params, D {params_D:,} params, "
+        f"num_ws {G.num_ws}.",
+        f"- Recipe: non-saturating logistic loss + {config.recon_weight} x L1 reconstruction of renders from "
+        f"their latent code (see LatentCode in the script), lazy R1 (gamma {config.r1_gamma}, every "
+        f"{config.r1_interval} steps), Adam lr {config.lr} betas (0, 0.99), batch {config.batch}, style mixing "
+        f"{config.style_mixing_prob}, EMA half-life {config.ema_kimg} kimg (ramp-up {config.ema_rampup}); "
+        f"no path-length regulariser, no noise inputs. Shipped weights: G_ema + D + w_avg (fp32).",
+        f"- Seeds: init/latents {config.seed}, data {config.data_seed}.",
+        f"- Steps: {trainer.step_index:,} of {config.steps:,} planned ({trainer.step_index * config.batch / 1000:.0f} "
+        f"kimg){'' if finished else ' - checkpoint of a run still in progress'}; wall time "
+        f"{trainer.elapsed_s / 60:.1f} min ({trainer.elapsed_s / max(trainer.step_index, 1):.2f} s/step).",
+        f"- Machine: {'2-core CPU' if config.device == 'cpu' else config.device}, "
+        f"torch.set_num_threads({config.threads}), shared with other jobs.",
+        f"- Final losses (mean of last 20 logged): {json.dumps(_summary(trainer.history))}.",
+    ]
+    if metrics is None:  # keep metrics recorded earlier by set_card_metrics
+        metrics = _card_metrics(config.card_path, config.variant)
+    if metrics:
+        lines.append(f"- Metrics (bench/faceworld_gan.py): {json.dumps(metrics)}")
+    lines.append(f"- Reproduce: `python scripts/train_gan.py{' --exclude ' + config.exclude if config.exclude else ''} "
+                 f"--steps {config.steps} --max-minutes {config.max_minutes:g}`.")
+    lines.append(f"<!-- /variant:{config.variant} -->")
+    section = "\n".join(lines)
+
+    path = config.card_path
+    text = path.read_text() if path.exists() else (
+        "# FaceWorld style-based GAN\n\n"
+        "A small StyleGAN2 (Karras et al., CVPR 2020) at 32x32 trained from scratch on FaceWorld renders by "
+        "`scripts/train_gan.py`; loaded by `backends.faceworld.gan.load_gan(variant)`. `base` sees the full "
+        "attribute distribution; `no_glasses` is the gold standard of unlearning (retrained without glasses "
+        "and sunglasses). Attribute-frequency metrics come from `bench/faceworld_gan.py` (FaceWorld CLIP "
+        "zero-shot on 2,000 GAN samples vs 2,000 training-distribution renders).\n")
+    pattern = _section_pattern(config.variant)
+    text = pattern.sub(lambda _: section, text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + section
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text.rstrip("\n") + "\n")
+
+
+def _section_pattern(variant: str) -> re.Pattern:
+    return re.compile(rf"<!-- variant:{variant} -->.*?<!-- /variant:{variant} -->", re.S)
+
+
+def _card_metrics(card_path: Path, variant: str) -> dict:
+    match = card_path.exists() and _section_pattern(variant).search(card_path.read_text())
+    metrics = match and re.search(r"^- Metrics \(bench/faceworld_gan.py\): (.*)$", match.group(0), re.M)
+    return json.loads(metrics.group(1)) if metrics else {}
+
+
+def set_card_metrics(card_path: Path, variant: str, metrics: dict) -> None:
+    """Record benchmark metrics in a variant's card section (kept by later checkpoints)."""
+    text = card_path.read_text() if card_path.exists() else ""
+    match = _section_pattern(variant).search(text)
+    if not match:
+        raise ValueError(f"{card_path} has no section for variant {variant!r}; train it first")
+    lines = [line for line in match.group(0).splitlines() if not line.startswith("- Metrics (bench/")]
+    reproduce = next(i for i, line in enumerate(lines) if line.startswith("- Reproduce"))
+    lines.insert(reproduce, f"- Metrics (bench/faceworld_gan.py): {json.dumps(metrics)}")
+    card_path.write_text(text[:match.start()] + "\n".join(lines) + text[match.end():])
+
+
+def checkpoint(trainer: Trainer, finished: bool) -> None:
+    """Checkpoint for resume + shipped asset + model card (so a cut-short run still ships)."""
+    import torch
+
+    from backends.faceworld.gan import save_gan
+
+    run_dir = trainer.config.run_dir
+    run_dir.mkdir(parents=True, exist_ok=True)
+    tmp = run_dir / "last.pt.tmp"
+    torch.save(trainer.state_dict(), tmp)
+    tmp.replace(run_dir / "last.pt")
+    save_gan(trainer.config.asset_path, trainer.G_ema, trainer.D, metadata={
+        "variant": trainer.config.variant, "steps": str(trainer.step_index),
+        "train_config": json.dumps(asdict(trainer.config))})
+    write_card(trainer, finished)
+
+
+def train(config: TrainConfig) -> Trainer:
+    """Train (resuming from run_dir/last.pt if present) until config.steps or the wall-time budget."""
+    import torch
+    from tqdm import tqdm
+
+    Path(config.log_path).parent.mkdir(parents=True, exist_ok=True)
+
+    def log(message: str) -> None:
+        line = f"{time.strftime('%H:%M:%S')} [{config.variant}] {message}"
+        with open(config.log_path, "a") as handle:
+            handle.write(line + "\n")
+
+    trainer = Trainer(config, log)
+    last = config.run_dir / "last.pt"
+    if last.exists():
+        trainer.load_state_dict(torch.load(last, weights_only=True, map_location=config.device))
+        log(f"resumed from {last} at step {trainer.step_index}")
+    pool, trainer.data_fingerprint = load_pool(config, trainer.G.config.image_size, log)
+    code = None
+    if config.recon_weight > 0:
+        faces = world.sample_faces(config.pool_size, config.data_seed, exclude=EXCLUDE_PRESETS.get(config.exclude))
+        code = LatentCode(faces, trainer.G.config.z_dim)
+        log(f"latent code: {len(code.factors)} factors {code.factors}")
+    log(f"start step {trainer.step_index}/{config.steps}, pool {pool.shape}, config {json.dumps(asdict(config))}")
+
+    session_start = time.time()
+    start_elapsed = trainer.elapsed_s
+    last_ckpt = last_grid = session_start
+    bar = tqdm(total=config.steps, initial=trainer.step_index, disable=not config.progress, mininterval=20,
+               desc=f"gan[{config.variant}]")
+    stop = threading.Event()  # SIGTERM: finish the step, checkpoint, ship, exit
+    previous_handler = None
+    if threading.current_thread() is threading.main_thread():
+        previous_handler = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    while (trainer.step_index < config.steps and trainer.elapsed_s < config.max_minutes * 60
+           and not stop.is_set()):
+        t0 = time.time()
+        stats = trainer.step(pool, code)
+        trainer.elapsed_s = start_elapsed + time.time() - session_start
+        bar.update(1)
+        if trainer.step_index % config.log_every == 0 or trainer.step_index == 1:
+            stats.update(step=trainer.step_index, s_per_step=round(time.time() - t0, 3))
+            trainer.history.append(stats)
+            log(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in stats.items()
+                         if v is not None) + f" elapsed={trainer.elapsed_s / 60:.1f}min")
+        now = time.time()
+        if now - last_grid >= config.grid_every_s:
+            save_grid(trainer.G_ema, config.grid_path)
+            last_grid = now
+        if now - last_ckpt >= config.ckpt_every_s:
+            checkpoint(trainer, finished=False)
+            last_ckpt = now
+    bar.close()
+    if previous_handler is not None:
+        signal.signal(signal.SIGTERM, previous_handler)
+    save_grid(trainer.G_ema, config.grid_path)
+    checkpoint(trainer, finished=not stop.is_set())
+    log(f"{'stopped' if stop.is_set() else 'done'} at step {trainer.step_index}, {trainer.elapsed_s / 60:.1f} min; "
+        f"asset {config.asset_path}")
+    return trainer
+
+
+def main(argv: list[str] | None = None) -> Trainer | None:
+    defaults = TrainConfig()
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--exclude", default="", choices=["", *EXCLUDE_PRESETS],
+                        help="train without a concept (gold-standard model)")
+    parser.add_argument("--variant", default=None, help="asset name; default base / no_<exclude>")
+    parser.add_argument("--steps", type=int, default=defaults.steps)
+    parser.add_argument("--max-minutes", type=float, default=defaults.max_minutes)
+    parser.add_argument("--batch", type=int, default=defaults.batch)
+    parser.add_argument("--lr", type=float, default=defaults.lr)
+    parser.add_argument("--pool-size", type=int, default=defaults.pool_size)
+    parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument("--ckpt-dir", default=defaults.ckpt_dir)
+    parser.add_argument("--asset-dir", default=defaults.asset_dir)
+    parser.add_argument("--log-path", default=defaults.log_path)
+    parser.add_argument("--grid-path", default=defaults.grid_path)
+    parser.add_argument("--threads", type=int, default=defaults.threads)
+    parser.add_argument("--device", default=defaults.device, help="cpu or cuda")
+    parser.add_argument("--card-metrics", metavar="JSON", default=None,
+                        help="only record these benchmark metrics (a JSON object) in the variant's model card")
+    args = parser.parse_args(argv)
+    variant = args.variant or VARIANT_FOR_EXCLUDE.get(args.exclude, f"no_{args.exclude}")
+    if args.card_metrics is not None:
+        set_card_metrics(Path(args.asset_dir) / "GAN.md", variant, json.loads(args.card_metrics))
+        return None
+    config = TrainConfig(variant=variant, exclude=args.exclude, steps=args.steps, max_minutes=args.max_minutes,
+                         batch=args.batch, lr=args.lr, pool_size=args.pool_size, seed=args.seed,
+                         ckpt_dir=args.ckpt_dir, asset_dir=args.asset_dir, log_path=args.log_path,
+                         grid_path=args.grid_path, threads=args.threads, device=args.device)
+    return train(config)
+
+
+if __name__ == "__main__":
+    main()

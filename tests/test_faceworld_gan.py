@@ -1,0 +1,210 @@
+"""FaceWorld style-based GAN: tiny seeded networks, seeding, W+ control, layer groups, assets, training smoke."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from backends.faceworld import gan as gan_module  # noqa: E402
+from backends.faceworld.gan import load_gan, random_gan  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = {"z_dim": 64, "w_dim": 16, "mapping_layers": 2, "channels": (16, 16, 8, 8), "d_channels": (16, 16, 8, 8)}
+
+
+@pytest.fixture(scope="module")
+def tiny_gan():
+    return random_gan(TINY, seed=0, device="cpu")
+
+
+def _load_train_script():
+    spec = importlib.util.spec_from_file_location("train_gan", REPO / "scripts" / "train_gan.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["train_gan"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_module_import_does_not_import_torch():
+    import subprocess
+
+    code = "import sys, backends.faceworld.gan; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_shapes_and_range(tiny_gan):
+    z = tiny_gan.z_from_seeds([0, 1, 2])
+    assert z.shape == (3, tiny_gan.z_dim)
+    w = tiny_gan.mapping(z)
+    assert w.shape == (3, tiny_gan.w_dim)
+    ws = tiny_gan.broadcast_ws(w)
+    assert ws.shape == (3, tiny_gan.num_ws, tiny_gan.w_dim)
+    assert tiny_gan.num_ws == 8  # 4px: conv + toRGB; 8..32px: two convs each, toRGB shares the next w
+    images = tiny_gan.synthesis(ws)
+    assert images.shape == (3, 3, 32, 32)
+    assert images.min() >= -1 and images.max() <= 1
+    assert images.std() > 0  # not a constant image
+    out = tiny_gan.generate([0, 1])
+    assert out.shape == (2, 32, 32, 3) and out.dtype == np.uint8
+
+
+def test_same_seed_same_image_in_any_batch(tiny_gan):
+    alone = tiny_gan.generate([7])
+    mixed = tiny_gan.generate([3, 7, 11, 7])
+    np.testing.assert_array_equal(alone[0], mixed[1])
+    np.testing.assert_array_equal(mixed[1], mixed[3])
+    assert not np.array_equal(mixed[0], mixed[1])
+
+
+def test_truncation_pulls_towards_w_avg(tiny_gan):
+    z = tiny_gan.z_from_seeds([5])
+    w_avg = tiny_gan.generator.mapping.w_avg
+    w_full = tiny_gan.mapping(z, 1.0)
+    w_half = tiny_gan.mapping(z, 0.5)
+    torch.testing.assert_close(w_half, w_avg + 0.5 * (w_full - w_avg))
+    torch.testing.assert_close(tiny_gan.mapping(z, 0.0), w_avg.expand_as(w_full))
+
+
+def test_w_plus_per_layer_control(tiny_gan):
+    w_a, w_b = tiny_gan.mapping(tiny_gan.z_from_seeds([1, 2])).chunk(2)
+    base = tiny_gan.broadcast_ws(w_a).clone()
+    changed = base.clone()
+    changed[:, -1] = w_b  # only the last (toRGB at 32 px) style
+    with torch.no_grad():
+        img_base, img_changed = tiny_gan.synthesis(base), tiny_gan.synthesis(changed)
+    assert not torch.allclose(img_base, img_changed)
+    # each layer's w matters
+    for index in range(tiny_gan.num_ws):
+        edited = base.clone()
+        edited[:, index] = w_b
+        with torch.no_grad():
+            assert not torch.allclose(tiny_gan.synthesis(edited), img_base), f"ws[{index}] has no effect"
+
+
+def test_layer_groups_partition_generator_params(tiny_gan):
+    groups = tiny_gan.layer_groups()
+    assert set(groups) == {"mapping", "coarse", "middle", "fine", "torgb"}
+    names = [name for name, _ in tiny_gan.generator.named_parameters()]
+    for name in names:
+        owners = [g for g, prefixes in groups.items() if any(name.startswith(p) for p in prefixes)]
+        assert len(owners) == 1, f"{name} is in groups {owners}"
+    conv_names = [name for name, _ in tiny_gan.conv_layers()]
+    assert conv_names[0] == "synthesis.b4.conv1" and conv_names[-1] == "synthesis.b32.conv1"
+    assert len(conv_names) == 7
+    fine = tiny_gan.parameters_of(groups=["fine"])
+    assert fine and all(name.startswith("synthesis.b32.conv") for name, _ in fine)
+    one = tiny_gan.parameters_of(layers=["synthesis.b16.conv0"])
+    assert {name for name, _ in one} >= {"synthesis.b16.conv0.weight", "synthesis.b16.conv0.affine.weight"}
+    with pytest.raises(ValueError, match="valid"):
+        tiny_gan.parameters_of(groups=["nope"])
+
+
+def test_clone_is_independent_and_trainable(tiny_gan):
+    twin = tiny_gan.clone()
+    params = dict(twin.parameters_of(groups=["fine"]))
+    assert all(p.requires_grad for p in params.values())
+    loss = twin.synthesis(twin.mapping(twin.z_from_seeds([0]))).mean()
+    loss.backward()
+    with torch.no_grad():
+        for p in params.values():
+            p.add_(1.0)
+    original = dict(tiny_gan.generator.named_parameters())
+    name = next(iter(params))
+    assert not torch.equal(original[name], params[name])
+
+
+def test_bad_inputs_raise_value_error(tiny_gan):
+    with pytest.raises(ValueError, match="list"):
+        tiny_gan.generate(3)
+    with pytest.raises(ValueError):
+        tiny_gan.generate([])
+    with pytest.raises(ValueError):
+        tiny_gan.generate([-1])
+    with pytest.raises(ValueError, match="truncation_psi"):
+        tiny_gan.generate([0], truncation_psi=float("nan"))
+    with pytest.raises(ValueError, match="ws"):
+        tiny_gan.synthesis(torch.zeros(1, 3, tiny_gan.w_dim))
+    with pytest.raises(ValueError, match="valid"):
+        load_gan("imaginary")
+    with pytest.raises(ValueError, match="unknown GAN config"):
+        random_gan({"nonsense": 1})
+
+
+@pytest.mark.parametrize("variant", ["base", "no_glasses"])
+def test_shipped_asset_loads(variant):
+    path = gan_module.ASSET_DIR / gan_module.VARIANTS[variant]
+    if not path.exists():
+        pytest.skip(f"{path} not trained yet (python scripts/train_gan.py)")
+    gan = load_gan(variant, device="cpu")
+    assert load_gan(variant, device="cpu") is gan  # cached
+    images = gan.generate([0, 1, 2, 3])
+    assert images.shape == (4, 32, 32, 3) and images.dtype == np.uint8
+    assert images.std() > 10  # not blank
+    assert path.stat().st_size < 10 * 2**20
+    counts = gan.num_parameters()
+    assert counts["generator"] * 4 < 5 * 2**20 and counts["discriminator"] * 4 < 5 * 2**20
+    assert not any(p.requires_grad for p in gan.generator.parameters())
+
+
+def test_training_smoke_and_resume(tmp_path):
+    train_gan = _load_train_script()
+    config = train_gan.TrainConfig(
+        steps=2, batch=4, pool_size=8, gan=dict(TINY), r1_interval=2, log_every=1, progress=False,
+        ckpt_dir=str(tmp_path / "ckpt"), pool_dir=str(tmp_path / "pool"), asset_dir=str(tmp_path / "assets"),
+        log_path=str(tmp_path / "train.log"), grid_path=str(tmp_path / "grid.png"))
+    trainer = train_gan.train(config)
+    assert trainer.step_index == 2
+    assert all(np.isfinite(h["loss_D"]) and np.isfinite(h["loss_G"]) for h in trainer.history)
+    asset = tmp_path / "assets" / "gan_base.safetensors"
+    assert asset.exists() and (tmp_path / "assets" / "GAN.md").exists() and (tmp_path / "grid.png").exists()
+    first = gan_module.load_gan_file(asset, device="cpu").generate([0])
+    assert train_gan.main(["--asset-dir", str(tmp_path / "assets"), "--card-metrics", '{"err_pts": 1.5}']) is None
+
+    config.steps = 3
+    resumed = train_gan.train(config)
+    assert resumed.step_index == 3  # continued from the checkpoint, not from zero
+    assert "resumed from" in (tmp_path / "train.log").read_text()
+    second = gan_module.load_gan_file(asset, device="cpu").generate([0])
+    assert not np.array_equal(first, second)  # the extra step changed the shipped EMA weights
+    card = (tmp_path / "assets" / "GAN.md").read_text()
+    assert card.count("<!-- variant:base -->") == 1 and "Steps: 3 of 3" in card
+    assert '"err_pts": 1.5' in card  # metrics recorded between runs survive later checkpoints
+
+
+def test_exclude_pool_has_no_glasses(tmp_path):
+    train_gan = _load_train_script()
+    with pytest.raises(ValueError, match="valid"):
+        train_gan.TrainConfig(exclude="hats")
+    faces_pool = train_gan.render_pool(6, seed=0, exclude="glasses", render_size=64, image_size=32)
+    assert faces_pool.shape == (6, 32, 32, 3) and faces_pool.dtype == np.uint8
+    from backends.faceworld import world
+
+    faces = world.sample_faces(200, 0, exclude=train_gan.EXCLUDE_PRESETS["glasses"])
+    assert all(face.attrs["glasses"] == "none" for face in faces)
+
+
+def test_latent_code_matches_data_marginals():
+    train_gan = _load_train_script()
+    from backends.faceworld import world
+
+    faces = world.sample_faces(400, 3)
+    code = train_gan.LatentCode(faces, z_dim=64)
+    z = code.sample(np.arange(len(faces)), torch.Generator().manual_seed(0)).numpy()  # (400, 64)
+    assert z.shape == (400, 64) and np.isfinite(z).all()
+    free = np.random.default_rng(0).standard_normal((20_000, 64))
+    for offset, biases, values in code.categorical:
+        width = len(biases)
+        # every face's z decodes to its own value ...
+        np.testing.assert_array_equal((z[:, offset:offset + width] + biases).argmax(1), values)
+        # ... and z ~ N(0, I) decodes to the data's frequencies
+        decoded = np.bincount((free[:, offset:offset + width] + biases).argmax(1), minlength=width) / len(free)
+        np.testing.assert_allclose(decoded, np.bincount(values, minlength=width) / len(values), atol=0.03)
+    with pytest.raises(ValueError, match="z_dim"):
+        train_gan.LatentCode(faces, z_dim=16)

@@ -1,0 +1,237 @@
+"""GAN backend: Text-to-Unlearn and Adapt-then-Unlearn on the tiny seeded preset (properties, bad input)."""
+from __future__ import annotations
+
+import dataclasses
+import threading
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from backends import registry  # noqa: E402
+from backends.config import build_config  # noqa: E402
+from backends.contract import MethodCall, Sample  # noqa: E402
+from backends.faceworld import world  # noqa: E402
+from backends.gan import adapt_then_unlearn, concepts, presets, text_to_unlearn  # noqa: E402
+from backends.gan.backend import CHECK_SAMPLES, CHECK_SEED0, GanGenerateConfig, measure, seeds_from  # noqa: E402
+from backends.jobs import JobCancelled, JobContext, JobState  # noqa: E402
+
+BACKEND = registry.backend("gan")
+
+
+def context(stop_after: int | None = None, fail_after: int | None = None) -> JobContext:
+    """A job context; the user 'cancels' (or the step 'crashes') once that many steps were reported."""
+    stop = threading.Event()
+
+    class Stopping(JobContext):
+        def step(self, step, total=None, **metrics):
+            if fail_after is not None and len(self.history) >= fail_after:
+                raise RuntimeError("boom")
+            if stop_after is not None and len(self.history) >= stop_after:
+                stop.set()
+            super().step(step, total, **metrics)
+
+    return Stopping(JobState(), stop, threading.Lock())
+
+
+@pytest.fixture(scope="module")
+def base():
+    torch.set_num_threads(1)
+    return presets.tiny_model("cpu")
+
+
+@pytest.fixture(scope="module")
+def gallery(base):
+    return BACKEND.generate(base, GanGenerateConfig(count=6))
+
+
+def state(model) -> dict:
+    return {k: v.clone() for k, v in BACKEND.state_tensors(model).items()}
+
+
+def same(a: dict, b: dict, keys=None) -> bool:
+    return all(torch.equal(a[k], b[k]) for k in (keys or a))
+
+
+def run(method: str, base, model, values: dict, picked=(), ctx=None):
+    spec = registry.method("gan", method)
+    config = build_config(spec.config, values)
+    spec.run(MethodCall(BACKEND, base, model, config, ctx or context(), list(picked)))
+    return model
+
+
+def concept_projection(model, base, concept: concepts.Concept, seeds) -> float:
+    """Mean projection of CLIP image embeddings on the concept's text direction i."""
+    direction = text_to_unlearn.text_direction(base.encoder, concept)
+    with torch.no_grad():
+        return float((base.encoder.encode_images(model.generator.images(seeds)) @ direction).mean())
+
+
+def test_text_to_unlearn_moves_images_against_the_concept_direction(base):
+    concept = concepts.resolve(base.encoder, "glasses")
+    seeds = seeds_from(7000, 64)
+    edited = run("text_to_unlearn", base, BACKEND.clone(base),
+                 {"concept": "glasses", "steps": 8, "lr": 0.01, "batch_size": 8, "layers": "all",
+                  "latent_pool": "all"})
+    before = concept_projection(base, base, concept, seeds)
+    after = concept_projection(edited, base, concept, seeds)
+    assert after < before - 0.01, (before, after)
+    assert edited.edits == ("glasses",)
+
+
+def test_text_to_unlearn_auto_layers_train_exactly_top_k_convs(base):
+    edited = run("text_to_unlearn", base, BACKEND.clone(base), {"steps": 2, "top_k": 2, "batch_size": 4})
+    changed = [name for name, value in BACKEND.state_tensors(edited).items()
+               if not torch.equal(value, BACKEND.state_tensors(base)[name])]
+    convs = {name for name, _ in base.generator.conv_layers()}
+    owners = {next((conv for conv in convs if name.startswith(conv + ".")), name) for name in changed}
+    assert owners <= convs and len(owners) == 2, owners
+
+
+def test_mapper_direction_trains_a_mapper_then_the_generator(base):
+    ctx = context()
+    edited = run("text_to_unlearn", base, BACKEND.clone(base),
+                 {"direction": "mapper", "mapper_steps": 3, "steps": 2, "batch_size": 4}, ctx=ctx)
+    assert [h for h in ctx.history if "mapper_loss" in h] and [h for h in ctx.history if "directional" in h]
+    assert not same(state(base), BACKEND.state_tensors(edited))
+
+
+def test_cancel_midway_leaves_the_base_untouched(base):
+    before = state(base)
+    model = BACKEND.clone(base)
+    with pytest.raises(JobCancelled):
+        run("text_to_unlearn", base, model, {"steps": 50, "batch_size": 4}, ctx=context(stop_after=3))
+    assert same(before, state(base))
+
+
+@pytest.mark.parametrize("method", ["text_to_unlearn", "adapt_then_unlearn"])
+def test_error_midway_leaves_the_base_untouched(base, gallery, method):
+    before = state(base)
+    values = {"steps": 20, "batch_size": 4} if method == "text_to_unlearn" else {
+        "adapt_runs": 1, "adapt_steps": 3, "unlearn_steps": 10, "batch_size": 4, "fisher_samples": 4}
+    with pytest.raises(RuntimeError, match="boom"):
+        run(method, base, BACKEND.clone(base), values, picked=gallery[:2], ctx=context(fail_after=5))
+    assert same(before, state(base))
+
+
+def test_a_generator_without_discriminator_is_refused(base, gallery):
+    model = BACKEND.clone(base)
+    model.generator.gan.discriminator = None  # only the clone's view: D is shared with the base
+    with pytest.raises(ValueError, match="discriminator"):
+        run("adapt_then_unlearn", base, model, {}, picked=gallery[:2])
+    assert base.generator.discriminator is not None
+
+
+def test_adapt_then_unlearn_changes_synthesis_only(base, gallery):
+    before = state(base)
+    edited = run("adapt_then_unlearn", base, BACKEND.clone(base),
+                 dataclasses.asdict(adapt_then_unlearn.AdaptThenUnlearnConfig.smoke()) | {"picked": ()},
+                 picked=gallery[:3])
+    after = BACKEND.state_tensors(edited)
+    mapping = [k for k in after if k.startswith("mapping.")]
+    synthesis = [k for k in after if k.startswith("synthesis.")]
+    assert same(before, state(base))
+    assert same(before, after, mapping), "the mapping network must stay as it was"
+    assert not same(before, after, synthesis), "stage 2 must change the synthesis network"
+    assert edited.edits == ("glasses",)
+
+
+@pytest.mark.parametrize("repulsion", adapt_then_unlearn.REPULSION_CHOICES)
+def test_every_repulsion_variant_runs(base, gallery, repulsion):
+    values = dataclasses.asdict(adapt_then_unlearn.AdaptThenUnlearnConfig.smoke()) | {
+        "picked": (), "repulsion": repulsion}
+    run("adapt_then_unlearn", base, BACKEND.clone(base), values, picked=gallery[:2])
+
+
+def test_ewc_penalty_is_zero_at_the_original_and_grows_with_fisher():
+    original = {"a": torch.zeros(3)}
+    fisher = {"a": torch.tensor([0.0, 1.0, 2.0])}
+    assert float(adapt_then_unlearn.ewc_penalty(original, original, fisher, 10.0)) == 0.0
+    moved = {"a": torch.ones(3)}
+    assert float(adapt_then_unlearn.ewc_penalty(moved, original, fisher, 10.0)) == pytest.approx(15.0)
+
+
+def test_continual_edits_compose_through_the_lab(tmp_path):
+    from backends.jobs import JobManager
+    from backends.lab import Lab
+    from backends.store import ModelStore
+
+    lab = Lab(ModelStore(max_edit_bytes=2**30, device="cpu"), JobManager())
+    base = lab.store.base("gan", "tiny")
+    first = {"concept": "glasses", "steps": 3, "batch_size": 4, "layers": "coarse", "eval_samples": 40}
+    job = lab.start_unlearning("s", "gan", "tiny", "text_to_unlearn", first)
+    assert job.wait(120).status == "done", job.snapshot().error
+    after_first = state(lab.store.edit("s", "gan", "tiny").model)
+    second = first | {"concept": "hat", "layers": "middle"}
+    job = lab.start_unlearning("s", "gan", "tiny", "text_to_unlearn", second)
+    assert job.wait(120).status == "done", job.snapshot().error
+    edit = lab.store.edit("s", "gan", "tiny")
+    after_second = state(edit.model)
+    coarse = [k for k in after_first if k.startswith(tuple(base.generator.layer_groups()["coarse"]))]
+    middle = [k for k in after_first if k.startswith(tuple(base.generator.layer_groups()["middle"]))]
+    assert not same(state(base), after_first, coarse), "the first edit trained the coarse layers"
+    assert same(after_first, after_second, coarse), "the second edit must start from the first, not the base"
+    assert not same(after_first, after_second, middle)
+    assert edit.model.edits == ("glasses", "hat")
+    assert [r["concept"] for r in lab.runs("s", "gan", "tiny")] == ["glasses", "hat"]
+    assert lab.reset("s", "gan", "tiny") and not lab.has_edit("s", "gan", "tiny")
+
+
+# ---- bad input ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("method", ["text_to_unlearn", "adapt_then_unlearn"])
+@pytest.mark.parametrize("values, message", [
+    ({"concept": ""}, "empty"),
+    ({"concept": "   "}, "empty"),
+    ({"concept": "x" * 81}, "over the limit"),
+    ({"eval_samples": 5}, "below the minimum"),
+    ({"lr": -1.0}, "below the minimum"),
+    ({"batch_size": 1000}, "above the maximum"),
+])
+def test_bad_values_raise_value_error(base, gallery, method, values, message):
+    with pytest.raises(ValueError, match=message):
+        run(method, base, BACKEND.clone(base), values, picked=gallery[:2])
+
+
+def test_bad_choices_raise_value_error(base):
+    with pytest.raises(ValueError, match="empty for this 16 px generator"):
+        run("text_to_unlearn", base, BACKEND.clone(base), {"layers": "fine"})
+    for field, value in (("layers", "everything"), ("direction", "sideways")):
+        with pytest.raises(ValueError, match="is not one of"):
+            run("text_to_unlearn", base, BACKEND.clone(base), {field: value})
+    with pytest.raises(ValueError, match="is not one of"):
+        run("adapt_then_unlearn", base, BACKEND.clone(base), {"repulsion": "push"})
+
+
+def test_concept_absent_from_the_base_states_its_base_rate(base):
+    check = measure(base, base.generator, concepts.resolve(base.encoder, "glasses"),
+                    seeds_from(CHECK_SEED0, CHECK_SAMPLES))
+    absent = [(a, v) for a, idx in check.classes.items() for i, v in enumerate(world.ATTRIBUTES[a])
+              if v != world.ABSENT_VALUES.get(a) and not (idx == i).any()]
+    assert absent, "the tiny preset should leave some attribute value unseen"
+    attribute, value = absent[0]
+    with pytest.raises(ValueError, match=rf"absent from the base model: 0 of {CHECK_SAMPLES} samples \(0.0%\)"):
+        run("text_to_unlearn", base, BACKEND.clone(base), {"concept": value})
+
+
+def test_no_picked_samples_is_refused(base):
+    with pytest.raises(ValueError, match="no samples picked"):
+        run("adapt_then_unlearn", base, BACKEND.clone(base), {})
+
+
+def test_picked_samples_from_another_resolution_are_refused(base):
+    wrong = Sample(key="seed 0", seed=0, image=np.zeros((32, 32, 3), dtype=np.uint8))
+    with pytest.raises(ValueError, match="16 px"):
+        run("adapt_then_unlearn", base, BACKEND.clone(base), {}, picked=[wrong])
+
+
+def test_picked_indices_outside_the_gallery_are_refused():
+    from backends.jobs import JobManager
+    from backends.lab import Lab
+    from backends.store import ModelStore
+
+    lab = Lab(ModelStore(max_edit_bytes=2**30, device="cpu"), JobManager())
+    lab.generate("s", "gan", "tiny", {"count": 4})
+    with pytest.raises(ValueError, match="not in the current gallery"):
+        lab.start_unlearning("s", "gan", "tiny", "adapt_then_unlearn", {"picked": [0, 99]})

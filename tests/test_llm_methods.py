@@ -1,0 +1,214 @@
+"""LLM methods on hand examples and the tiny random Llama: NA, KSD, GA/GradDiff, NPO, attacks."""
+from __future__ import annotations
+
+import math
+import threading
+
+import pytest
+import torch
+
+from backends import registry
+from backends.contract import AttackCall, MethodCall
+from backends.jobs import JobContext, JobState
+from backends.llm import models
+from backends.llm.attacks import steps_to_recover_half
+from backends.llm.grad_ascent import GradAscentConfig, GradDiffConfig
+from backends.llm.hooks import capture
+from backends.llm.key_space_detection import KeySpaceDetectionConfig, fit_hypercube, smallest_k, z_max
+from backends.llm.neuron_adjust import NeuronAdjustEdit, adjust, select_neurons
+from backends.llm.npo import NPOConfig, npo_loss
+from backends.llm.scoring import REFUSAL_TEXT
+from backends.llm.skills import load_skill_set
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny models run fastest on one thread (and do not fight other processes for the cores)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def ctx() -> JobContext:
+    return JobContext(JobState(), threading.Event(), threading.Lock())
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return registry.preset("llm", "tiny").load("cpu")
+
+
+def run_method(name, base, config):
+    be = registry.backend("llm")
+    edited = be.clone(base)
+    registry.method("llm", name).run(MethodCall(be, base, edited, config, ctx()))
+    return edited
+
+
+# ---------------------------------------------------------------- Neuron Adjust
+def test_neuron_adjust_replaces_forget_like_values_by_the_mirrored_retain_value():
+    # neuron 0: forget N(5, 1), retain N(0, 1); neuron 1 is not selected.
+    out = torch.tensor([[[5.0, 7.0], [6.0, 7.0], [-1.0, 7.0]]])  # (B=1, T=3, I=2)
+    new = adjust(out, torch.tensor([0]), torch.tensor([5.0]), torch.tensor([1.0]), torch.tensor([0.0]),
+                 torch.tensor([1.0]), torch.Generator().manual_seed(0))
+    # x = 5 and x = 6 are far more likely under forget (p_f / (p_r + p_f) ~ 1): x -> mu_r - s_r (x - mu_f) / s_f
+    assert new[0, 0, 0].item() == pytest.approx(0.0)
+    assert new[0, 1, 0].item() == pytest.approx(-1.0)
+    assert new[0, 2, 0].item() == -1.0            # more likely under retain: kept
+    assert torch.equal(new[..., 1], out[..., 1])  # unselected neuron untouched
+    assert out[0, 0, 0].item() == 5.0             # the input is not modified in place
+
+
+def test_neuron_adjust_replaces_with_probability_p_forget():
+    # forget N(4, 1), retain N(0, 2), x = 3: p_f / (p_r + p_f) by hand; the replacement is 0 - 2 (3 - 4) / 1 = 2.
+    p_f = math.exp(-0.5 * 1.0) / 1.0
+    p_r = math.exp(-0.5 * (3 / 2) ** 2) / 2.0
+    out = torch.full((1, 8000, 1), 3.0)
+    new = adjust(out, torch.tensor([0]), torch.tensor([4.0]), torch.tensor([1.0]), torch.tensor([0.0]),
+                 torch.tensor([2.0]), torch.Generator().manual_seed(0))
+    replaced = new != 3.0
+    assert replaced.float().mean().item() == pytest.approx(p_f / (p_r + p_f), abs=0.02)
+    assert torch.allclose(new[replaced], torch.tensor(2.0))
+
+
+def test_neuron_selection_is_signed_and_pooled_over_layers():
+    mu_f = torch.tensor([[0.0, 5.0, 0.0, 0.0], [3.0, 0.0, 0.0, -9.0]])
+    mu_r = torch.zeros(2, 4)
+    layer, neuron = select_neurons(mu_f, mu_r, percent=25.0)  # 2 of 8
+    assert sorted(zip(layer.tolist(), neuron.tolist())) == [(0, 1), (1, 0)]  # -9 is not selected
+
+
+def test_neuron_adjust_hook_acts_on_gate_proj_outputs_only_while_active(tiny):
+    edited = registry.backend("llm").clone(tiny)
+    edit = NeuronAdjustEdit(torch.tensor([0, 0]), torch.tensor([1, 4]), torch.tensor([0.0, 0.0]),
+                            torch.tensor([100.0, 100.0]), torch.tensor([50.0, 50.0]), torch.tensor([0.01, 0.01]))
+    edited.edits = (edit,)
+    enc = models.encode_chat(tiny, ["hello world"])
+    ids = torch.tensor(enc.ids)
+    gate = models.mlp_modules(tiny.model)[0].gate_proj
+    with torch.no_grad():
+        with capture(gate) as plain:
+            tiny.model(input_ids=ids)
+        with edited.active(), capture(gate) as hooked:
+            tiny.model(input_ids=ids)
+    x, y = plain.tensors[0], hooked.tensors[0]
+    # forget N(0, 100) is far wider than retain N(50, 0.01): every value is "forget", p_f ~ 1.
+    torch.testing.assert_close(y[..., [1, 4]], 50.0 - 0.01 * (x[..., [1, 4]] - 0.0) / 100.0)
+    others = [i for i in range(x.shape[-1]) if i not in (1, 4)]
+    assert torch.equal(y[..., others], x[..., others])
+
+
+def test_neuron_adjust_method_selects_the_requested_share(tiny):
+    from backends.llm.neuron_adjust import NeuronAdjustConfig
+
+    edited = run_method("neuron_adjust", tiny, NeuronAdjustConfig.smoke())
+    (edit,) = edited.edits
+    total = sum(m.gate_proj.out_features for m in models.mlp_modules(tiny.model))
+    assert len(edit.neuron) == round(total * NeuronAdjustConfig.smoke().neuron_percent / 100)
+    assert (edit.s_f > 0).all() and (edit.s_r > 0).all()
+
+
+# ---------------------------------------------------------------- Key Space Detection
+def test_smallest_k_is_tight():
+    keys = torch.tensor([[0.0, 1.0], [2.0, -1.0], [1.0, 0.0]])
+    mu, sigma = keys.mean(0), keys.std(0, unbiased=False)
+    k = smallest_k(keys, mu, sigma)
+    assert bool((z_max(keys, mu, sigma) <= k).all())
+    assert not bool((z_max(keys, mu, sigma) <= k * (1 - 1e-6)).all())
+    assert k == pytest.approx(float(z_max(keys, mu, sigma).max()), rel=1e-6)
+
+
+def test_ksd_hypercube_contains_every_probe_vector_and_abstains_on_them(tiny):
+    cfg = KeySpaceDetectionConfig.smoke()
+    edited = run_method("key_space_detection", tiny, cfg)
+    (edit,) = edited.edits
+    probe = [it.prompt for it in load_skill_set(cfg.forget_skill, "probe")[:cfg.probe_items]]
+    keys = models.last_mlp_keys(edited, probe)
+    assert bool(edit.contains(keys, scale=1.0).all())
+    # With h >= 1 every probe prompt gets the fixed refusal; the base still answers.
+    edit.h = max(edit.h, 1.0)
+    answers = models.generate_greedy(edited, probe, max_new_tokens=4)
+    assert answers == [REFUSAL_TEXT] * len(probe)
+    assert REFUSAL_TEXT not in models.generate_greedy(tiny, probe, max_new_tokens=4)
+
+
+def test_ksd_with_a_tiny_box_does_not_abstain(tiny):
+    prompts = [it.prompt for it in load_skill_set("factual_qa", "probe")[:6]]
+    keys = models.last_mlp_keys(tiny, prompts)
+    edit = fit_hypercube(keys, h=1e-3, refusal_text=REFUSAL_TEXT)
+    edited = registry.backend("llm").clone(tiny)
+    edited.edits = (edit,)
+    assert models.generate_greedy(edited, prompts, max_new_tokens=4) == models.generate_greedy(tiny, prompts, 4)
+
+
+# ---------------------------------------------------------------- NPO / GA / GradDiff
+def test_npo_loss_equals_its_formula_on_a_hand_example():
+    l_theta, l_ref, beta = torch.tensor([3.0, 1.0]), torch.tensor([2.0, 2.0]), 0.1
+
+    def log_sigmoid(z):
+        return -math.log(1 + math.exp(-z))
+
+    expected = (2 / beta) * (-(log_sigmoid(0.1) + log_sigmoid(-0.1)) / 2)
+    assert npo_loss(l_theta, l_ref, beta).item() == pytest.approx(expected, rel=1e-6)
+    # at l_theta == l_ref the loss is (2 / beta) * log 2
+    assert npo_loss(l_ref, l_ref, beta).item() == pytest.approx(20 * math.log(2), rel=1e-6)
+
+
+def test_answer_nll_is_the_summed_token_cross_entropy_of_the_answer(tiny):
+    prompt, answer = "Name a fruit.", "apple"
+    total, count = models.answer_nll(tiny, [prompt], [answer])
+    enc = models.encode_chat(tiny, [prompt], [answer])
+    ids = torch.tensor(enc.ids)
+    start, end = enc.answer_spans[0]
+    with torch.no_grad():
+        logits = tiny.model(input_ids=ids).logits[0]
+    expected = torch.nn.functional.cross_entropy(logits[start - 1:end - 1], ids[0, start:end], reduction="sum")
+    assert int(count) == end - start == len(answer) + 1  # byte tokens + end-of-turn
+    torch.testing.assert_close(total[0], expected, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("name, config", [("grad_ascent", GradAscentConfig.smoke()),
+                                          ("grad_diff", GradDiffConfig.smoke()),
+                                          ("npo", NPOConfig.smoke())])
+def test_training_methods_raise_the_forget_nll_on_a_private_copy(tiny, name, config):
+    config = type(config)(**{**config.__dict__, "steps": 3, "lr": 1e-2})
+    items = load_skill_set(config.forget_skill, "probe")[:config.probe_items]
+    prompts, refs = [it.prompt for it in items], [it.reference for it in items]
+    before = models.reference_nll(tiny, prompts, refs).mean()
+    edited = run_method(name, tiny, config)
+    assert edited.private_weights and edited.model is not tiny.model
+    assert not any(p.requires_grad for p in edited.model.parameters())
+    assert models.reference_nll(edited, prompts, refs).mean() > before
+    assert models.reference_nll(tiny, prompts, refs).mean() == before
+
+
+# ---------------------------------------------------------------- attacks
+def test_steps_to_recover_half():
+    assert steps_to_recover_half([1.0, 0.9], [1.0, 0.9]) == 0
+    assert steps_to_recover_half([1.0, 1.0, 1.0], [3.0, 2.5, 1.9]) == 2
+    assert steps_to_recover_half([1.0, 1.0], [3.0, 2.5]) is None
+
+
+def test_neuron_activation_histograms_show_the_shift(tiny):
+    from backends.llm.neuron_adjust import NeuronAdjustConfig
+
+    be = registry.backend("llm")
+    spec = registry.attack("llm", "neuron_activations")
+    assert spec.run(AttackCall(be, tiny, tiny, False, spec.config.smoke(), ctx())).chart is None
+    edited = run_method("neuron_adjust", tiny, NeuronAdjustConfig.smoke())
+    result = spec.run(AttackCall(be, tiny, edited, True, spec.config.smoke(), ctx()))
+    assert set(result.chart.series) == {"forget, base", "forget, edited", "retain, base", "retain, edited"}
+    for values in result.chart.series.values():
+        assert sum(values) == pytest.approx(1.0)
+    assert result.chart.series["forget, base"] != result.chart.series["forget, edited"]
+
+
+def test_attacks_compare_base_and_edit(tiny):
+    be = registry.backend("llm")
+    edited = run_method("key_space_detection", tiny, KeySpaceDetectionConfig.smoke())
+    for name in ("linear_probe", "relearning", "paraphrase"):
+        spec = registry.attack("llm", name)
+        result = spec.run(AttackCall(be, tiny, edited, True, spec.config.smoke(), ctx()))
+        assert result.summary and result.chart is not None
+        assert all(len(v) == len(result.chart.x) for v in result.chart.series.values())
