@@ -15,7 +15,6 @@ collateral <= 5 pts; UCE <= 2 s, few-shot <= 30 s, ESD <= 90 s, SalUn / AdvUnlea
 from __future__ import annotations
 
 import sys
-import threading
 import time
 from typing import Iterator
 
@@ -28,9 +27,9 @@ SYNONYM_SEEDS = 2
 
 
 def _ctx():
-    from backends.jobs import JobContext, JobState
+    from backends.jobs import JobContext
 
-    return JobContext(JobState(), threading.Event(), threading.Lock())
+    return JobContext.standalone()
 
 
 def _picked(base, concept: str):

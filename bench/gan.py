@@ -13,7 +13,6 @@ MAX_PICKS samples that CLIP judges to show the concept.
 from __future__ import annotations
 
 import os
-import threading
 import time
 from collections.abc import Iterator
 
@@ -25,9 +24,9 @@ MAX_PICKS = 12
 
 
 def _context():
-    from backends.jobs import JobContext, JobState
+    from backends.jobs import JobContext
 
-    return JobContext(JobState(), threading.Event(), threading.Lock())
+    return JobContext.standalone()
 
 
 def auto_picks(backend, base, concept_text: str) -> list:

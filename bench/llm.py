@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import os
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -34,9 +33,9 @@ def _log(message: str) -> None:
 
 
 def _ctx() -> Any:
-    from backends.jobs import JobContext, JobState
+    from backends.jobs import JobContext
 
-    return JobContext(JobState(), threading.Event(), threading.Lock())
+    return JobContext.standalone()
 
 
 def run() -> Iterator[dict]:

@@ -11,18 +11,9 @@ torch = pytest.importorskip("torch")
 from backends import registry  # noqa: E402
 from backends.config import build_config  # noqa: E402
 from backends.contract import AttackCall, MethodCall, Sample  # noqa: E402
-from backends.jobs import JobCancelled, JobContext, JobState  # noqa: E402
+from backends.jobs import JobCancelled, JobContext  # noqa: E402
 
 METHODS = ["uce", "esd_x", "esd_u", "esd_kv", "fewshot_te", "salun", "advunlearn"]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One intra-op thread: on a shared 2-core machine two threads spin-wait and run ~10x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +33,7 @@ def backend():
 def _ctx(cancel_after: int | None = None) -> JobContext:
     """A job context; with ``cancel_after`` the stop flag is raised once that many steps were reported."""
     stop = threading.Event()
-    ctx = JobContext(JobState(), stop, threading.Lock())
+    ctx = JobContext.standalone(stop)
     if cancel_after is not None:
         report = ctx.step
 

@@ -7,7 +7,6 @@ in the hub layout and loaded through the presets' own loader, so no download hap
 """
 from __future__ import annotations
 
-import threading
 
 import pytest
 
@@ -16,7 +15,7 @@ torch = pytest.importorskip("torch")
 from backends import registry  # noqa: E402
 from backends.config import build_config  # noqa: E402
 from backends.contract import AttackCall, MethodCall, Sample  # noqa: E402
-from backends.jobs import JobContext, JobState  # noqa: E402
+from backends.jobs import JobContext  # noqa: E402
 
 
 def _byte_level_alphabet() -> list[str]:
@@ -54,15 +53,6 @@ def write_tiny_sd(folder) -> None:
         part.save_pretrained(str(folder / name))
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One intra-op thread: on a shared 2-core machine two threads spin-wait and run ~10x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def sd_model(tmp_path_factory):
     import backends.diffusion  # noqa: F401
@@ -74,7 +64,7 @@ def sd_model(tmp_path_factory):
 
 
 def _ctx() -> JobContext:
-    return JobContext(JobState(), threading.Event(), threading.Lock())
+    return JobContext.standalone()
 
 
 def test_hub_presets_are_allow_listed_and_online():

@@ -1,7 +1,6 @@
 """GAN backend: presets, generation, evaluation, embedding map and attacks on the tiny preset."""
 from __future__ import annotations
 
-import threading
 import time
 
 import numpy as np
@@ -14,13 +13,13 @@ from backends.config import build_config  # noqa: E402
 from backends.contract import AttackCall, MethodCall  # noqa: E402
 from backends.gan import attacks, concepts, presets  # noqa: E402
 from backends.gan.backend import GanGenerateConfig  # noqa: E402
-from backends.jobs import JobContext, JobState  # noqa: E402
+from backends.jobs import JobContext  # noqa: E402
 
 BACKEND = registry.backend("gan")
 
 
 def context() -> JobContext:
-    return JobContext(JobState(), threading.Event(), threading.Lock())
+    return JobContext.standalone()
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ import torch
 from backends import registry
 from backends.config import build_config, config_to_dict
 from backends.contract import MethodCall
-from backends.jobs import JobContext, JobState
+from backends.jobs import JobContext
 from backends.llm import models
 from backends.llm.backend import CUSTOM, resolve_skill_sets
 from backends.llm.key_space_detection import KeySpaceDetectionConfig
@@ -21,17 +21,8 @@ from backends.llm.neuron_adjust import NeuronAdjustConfig
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models run fastest on one thread (and do not fight other processes for the cores)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def ctx() -> JobContext:
-    return JobContext(JobState(), threading.Event(), threading.Lock())
+    return JobContext.standalone()
 
 
 @pytest.fixture(scope="module")

@@ -2,14 +2,13 @@
 from __future__ import annotations
 
 import math
-import threading
 
 import pytest
 import torch
 
 from backends import registry
 from backends.contract import AttackCall, MethodCall
-from backends.jobs import JobContext, JobState
+from backends.jobs import JobContext
 from backends.llm import models
 from backends.llm.attacks import steps_to_recover_half
 from backends.llm.grad_ascent import GradAscentConfig, GradDiffConfig
@@ -21,17 +20,8 @@ from backends.llm.scoring import REFUSAL_TEXT
 from backends.llm.skills import load_skill_set
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models run fastest on one thread (and do not fight other processes for the cores)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def ctx() -> JobContext:
-    return JobContext(JobState(), threading.Event(), threading.Lock())
+    return JobContext.standalone()
 
 
 @pytest.fixture(scope="module")
