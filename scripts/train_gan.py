@@ -39,7 +39,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from backends.faceworld import world  # noqa: E402  (numpy + PIL only)
+from backends.faceworld import world
 
 EXCLUDE_PRESETS: dict[str, dict[str, tuple[str, ...]]] = {
     "glasses": {"glasses": ("glasses", "sunglasses")},
@@ -428,12 +428,12 @@ def write_card(trainer: Trainer, finished: bool, metrics: dict | None = None) ->
 
 
 def _section_pattern(variant: str) -> re.Pattern:
-    return re.compile(rf"<!-- variant:{variant} -->.*?<!-- /variant:{variant} -->", re.S)
+    return re.compile(rf"<!-- variant:{variant} -->.*?<!-- /variant:{variant} -->", re.DOTALL)
 
 
 def _card_metrics(card_path: Path, variant: str) -> dict:
     match = card_path.exists() and _section_pattern(variant).search(card_path.read_text())
-    metrics = match and re.search(r"^- Metrics \(bench/faceworld_gan.py\): (.*)$", match.group(0), re.M)
+    metrics = match and re.search(r"^- Metrics \(bench/faceworld_gan.py\): (.*)$", match.group(0), re.MULTILINE)
     return json.loads(metrics.group(1)) if metrics else {}
 
 

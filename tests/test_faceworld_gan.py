@@ -11,8 +11,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from backends.faceworld import gan as gan_module  # noqa: E402
-from backends.faceworld.gan import load_gan, random_gan  # noqa: E402
+from backends.faceworld import gan as gan_module
+from backends.faceworld.gan import load_gan, random_gan
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = {"z_dim": 64, "w_dim": 16, "mapping_layers": 2, "channels": (16, 16, 8, 8), "d_channels": (16, 16, 8, 8)}

@@ -5,7 +5,8 @@ mapping network z -> w, learned constant 4x4 input, modulated/demodulated 3x3 co
 layer (W+), skip-architecture toRGB at every resolution, and a residual discriminator with minibatch
 standard deviation. Equalised learning rate (Karras et al., ProGAN 2018) throughout. No custom CUDA ops:
 modulation is applied to activations and demodulation to outputs ("non-fused" modconv), which is exact and
-fast on CPU.
+fast on CPU; upsampling convs are transposed 4x4 stride-2 convs followed by a [1, 2, 1] blur, and the
+discriminator convolves after pooling, both as in StyleGAN2 and both cheaper than full-resolution convs.
 """
 
 from __future__ import annotations
@@ -314,4 +315,4 @@ class Discriminator(nn.Module):
         return self.out(self.fc(x.flatten(1))).squeeze(1)
 
 
-__all__ = ["GANConfig", "Generator", "Discriminator"]
+__all__ = ["Discriminator", "GANConfig", "Generator"]

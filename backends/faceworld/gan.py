@@ -217,6 +217,7 @@ def save_gan(path: str | Path, generator: Generator, discriminator: Discriminato
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     save_file(tensors, str(tmp), metadata=meta)
+    tmp.chmod(0o644)  # safetensors creates the file owner-only
     tmp.replace(path)
 
 
@@ -228,7 +229,7 @@ def load_gan_file(path: str | Path, device: str | None = None, variant: str = "c
 
     with safe_open(str(path), framework="pt") as handle:
         meta = handle.metadata() or {}
-        tensors = {key: handle.get_tensor(key) for key in handle.keys()}
+        tensors = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118 (safe_open is not a dict)
     if "config" not in meta:
         raise ValueError(f"{path} has no GAN config in its metadata (not written by save_gan?)")
     config = GANConfig.from_dict(json.loads(meta["config"]))
