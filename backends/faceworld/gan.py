@@ -46,6 +46,27 @@ def _pick_device(device: str | None) -> str:
     return pick_device()
 
 
+def select_parameters(generator: "torch.nn.Module", known_groups: dict[str, list[str]],
+                      conv_layers: list[tuple[str, int]], groups: list[str] | None = None,
+                      layers: list[str] | None = None) -> list[tuple[str, "torch.nn.Parameter"]]:
+    """Parameters of ``generator`` under the named layer groups and/or conv layers (module names).
+
+    Shared by :class:`FaceWorldGAN` and every ``backends.gan.adapter.GeneratorAdapter``.
+    """
+    known_layers = {name for name, _ in conv_layers}
+    prefixes: list[str] = []
+    for group in groups or []:
+        if group not in known_groups:
+            raise ValueError(f"unknown layer group {group!r}; valid: {sorted(known_groups)}")
+        prefixes += known_groups[group]
+    for layer in layers or []:
+        if layer not in known_layers:
+            raise ValueError(f"unknown conv layer {layer!r}; valid: {sorted(known_layers)}")
+        prefixes.append(layer + ".")
+    return [(name, p) for name, p in generator.named_parameters()
+            if any(name.startswith(prefix) for prefix in prefixes)]
+
+
 class FaceWorldGAN:
     """A generator/discriminator pair with seeded sampling helpers.
 
@@ -124,19 +145,7 @@ class FaceWorldGAN:
     def parameters_of(self, groups: list[str] | None = None,
                       layers: list[str] | None = None) -> list[tuple[str, torch.nn.Parameter]]:
         """Generator parameters in the named groups and/or conv layers (module names from conv_layers())."""
-        known_groups = self.layer_groups()
-        known_layers = {name for name, _ in self.conv_layers()}
-        prefixes: list[str] = []
-        for group in groups or []:
-            if group not in known_groups:
-                raise ValueError(f"unknown layer group {group!r}; valid: {sorted(known_groups)}")
-            prefixes += known_groups[group]
-        for layer in layers or []:
-            if layer not in known_layers:
-                raise ValueError(f"unknown conv layer {layer!r}; valid: {sorted(known_layers)}")
-            prefixes.append(layer + ".")
-        return [(name, p) for name, p in self.generator.named_parameters()
-                if any(name.startswith(prefix) for prefix in prefixes)]
+        return select_parameters(self.generator, self.layer_groups(), self.conv_layers(), groups, layers)
 
     def clone(self) -> FaceWorldGAN:
         """Independent trainable copy (requires_grad on, train mode off: no noise or w_avg updates)."""

@@ -70,19 +70,9 @@ class GeneratorAdapter(abc.ABC):
     def parameters_of(self, groups: list[str] | None = None,
                       layers: list[str] | None = None) -> list[tuple[str, "torch.nn.Parameter"]]:
         """Generator parameters under the named groups and/or conv layers (module names)."""
-        known_groups = self.layer_groups()
-        known_layers = {name for name, _ in self.conv_layers()}
-        prefixes: list[str] = []
-        for group in groups or []:
-            if group not in known_groups:
-                raise ValueError(f"unknown layer group {group!r}; valid: {sorted(known_groups)}")
-            prefixes += known_groups[group]
-        for layer in layers or []:
-            if layer not in known_layers:
-                raise ValueError(f"unknown conv layer {layer!r}; valid: {sorted(known_layers)}")
-            prefixes.append(layer + ".")
-        return [(name, p) for name, p in self.generator.named_parameters()
-                if any(name.startswith(prefix) for prefix in prefixes)]
+        from backends.faceworld.gan import select_parameters
+
+        return select_parameters(self.generator, self.layer_groups(), self.conv_layers(), groups, layers)
 
     def images(self, seeds: list[int], truncation_psi: float = 1.0) -> "torch.Tensor":
         """Seeded images, no grad. (N, 3, H, W) in [-1, 1]"""
