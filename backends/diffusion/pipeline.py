@@ -20,6 +20,8 @@ import threading
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
+from backends.faceworld.diffusion import guided_denoise
+
 if TYPE_CHECKING:
     import numpy as np
     import torch
@@ -252,21 +254,7 @@ class DiffusionModel:
             else:
                 states = cond
             z = self.initial_noise(seeds) * scheduler.init_noise_sigma  # (N, C, h, w)
-            timesteps = scheduler.timesteps
-            stop = len(timesteps) if stop_after is None else stop_after
-            for i, t in enumerate(timesteps[:stop]):
-                if trajectory is not None:
-                    trajectory.append((int(t), z))
-                z_in = scheduler.scale_model_input(torch.cat([z, z]) if use_cfg else z, t)
-                eps = model(z_in, t, encoder_hidden_states=states).sample
-                if use_cfg:
-                    eps_uncond, eps_cond = eps.chunk(2)
-                    eps = eps_uncond + guidance * (eps_cond - eps_uncond)
-                z = scheduler.step(eps, t, z).prev_sample
-                if callback is not None:
-                    callback(i + 1, len(timesteps))
-        next_t = int(timesteps[stop]) if stop < len(timesteps) else 0
-        return z, next_t
+            return guided_denoise(model, scheduler, z, states, guidance, stop_after, callback, trajectory)
 
     def generate(self, prompts: list[str], seeds: list[int], steps: int | None = None,
                  guidance: float | None = None, unet: Any = None, text_encoder: Any = None,

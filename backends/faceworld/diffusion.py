@@ -221,6 +221,36 @@ def from_uint8_images(images: "np.ndarray", device: str | None = None) -> "torch
     return x.to(device) if device else x
 
 
+def guided_denoise(model: Any, scheduler: Any, x: "torch.Tensor", states: "torch.Tensor", guidance: float,
+                   stop_after: int | None = None, callback: Callable[[int, int], None] | None = None,
+                   trajectory: list | None = None) -> tuple["torch.Tensor", int]:
+    """Run ``scheduler``'s timesteps (set beforehand) on ``x`` with classifier-free guidance.
+
+    ``states`` is ``cat([uncond, cond])`` (2N, T, D) when ``guidance != 1``, else cond (N, T, D)
+    (Ho & Salimans, 2022). Stops after ``stop_after`` steps if given; returns x and the next
+    timestep (0 when finished). ``trajectory``, if a list, collects (t, x_t) before each step.
+    Shared by FaceWorld and the Stable Diffusion pipeline.
+    """
+    import torch
+
+    use_cfg = guidance != 1.0
+    timesteps = scheduler.timesteps
+    stop = len(timesteps) if stop_after is None else stop_after
+    for i, t in enumerate(timesteps[:stop]):
+        if trajectory is not None:
+            trajectory.append((int(t), x))
+        x_in = scheduler.scale_model_input(torch.cat([x, x]) if use_cfg else x, t)
+        eps = model(x_in, t, encoder_hidden_states=states).sample
+        if use_cfg:
+            eps_uncond, eps_cond = eps.chunk(2)
+            eps = eps_uncond + guidance * (eps_cond - eps_uncond)
+        x = scheduler.step(eps, t, x).prev_sample
+        if callback is not None:
+            callback(i + 1, len(timesteps))
+    next_t = int(timesteps[stop]) if stop < len(timesteps) else 0
+    return x, next_t
+
+
 @dataclass
 class FaceWorldDiffusion:
     """A text-to-image model: UNet + frozen text encoder + tokenizer + schedulers.
@@ -320,20 +350,7 @@ class FaceWorldDiffusion:
             else:
                 states = cond
             x = self.initial_noise(seeds) * scheduler.init_noise_sigma  # (N, 3, H, W)
-            timesteps = scheduler.timesteps
-            stop = len(timesteps) if stop_after is None else stop_after
-            for i, t in enumerate(timesteps[:stop]):
-                x_in = torch.cat([x, x]) if use_cfg else x
-                x_in = scheduler.scale_model_input(x_in, t)
-                eps = model(x_in, t, encoder_hidden_states=states).sample
-                if use_cfg:
-                    eps_uncond, eps_cond = eps.chunk(2)
-                    eps = eps_uncond + guidance * (eps_cond - eps_uncond)
-                x = scheduler.step(eps, t, x).prev_sample
-                if callback is not None:
-                    callback(i + 1, len(timesteps))
-        next_t = int(timesteps[stop]) if stop < len(timesteps) else 0
-        return x, next_t
+            return guided_denoise(model, scheduler, x, states, guidance, stop_after, callback)
 
     def generate(self, prompts: list[str], seeds: list[int], steps: int | None = None,
                  guidance: float | None = None, unet=None, text_encoder=None,
