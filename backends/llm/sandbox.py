@@ -190,15 +190,18 @@ def _limits_prelude(memory_mb: int, cpu_s: int) -> str:
     parent (the Gradio server), where the forked child can deadlock before ``exec``.
     """
     memory = memory_mb * 1024 * 1024
-    limits = (
-        ("RLIMIT_AS", memory), ("RLIMIT_DATA", memory), ("RLIMIT_CPU", cpu_s),
-        ("RLIMIT_FSIZE", OUTPUT_LIMIT_BYTES), ("RLIMIT_NOFILE", 64), ("RLIMIT_CORE", 0),
-        ("RLIMIT_NPROC", 0),  # no new processes or threads (not enforced by the kernel for root)
+    limits = (  # (name, soft, hard)
+        ("RLIMIT_AS", memory, memory), ("RLIMIT_DATA", memory, memory),
+        # SIGXCPU at the soft limit; the kernel sends SIGKILL at the hard one, so keep a gap.
+        ("RLIMIT_CPU", cpu_s, cpu_s + 2),
+        ("RLIMIT_FSIZE", OUTPUT_LIMIT_BYTES, OUTPUT_LIMIT_BYTES), ("RLIMIT_NOFILE", 64, 64),
+        ("RLIMIT_CORE", 0, 0),
+        ("RLIMIT_NPROC", 0, 0),  # no new processes or threads (not enforced by the kernel for root)
     )
     return (
         "import resource as _resource\n"
-        f"for _name, _value in {limits!r}:\n"
-        "    _resource.setrlimit(getattr(_resource, _name), (_value, _value))\n"
+        f"for _name, _soft, _hard in {limits!r}:\n"
+        "    _resource.setrlimit(getattr(_resource, _name), (_soft, _hard))\n"
     )
 
 
@@ -223,7 +226,9 @@ def run_python(code: str, tests: str, timeout_s: float = 3.0, memory_mb: int = 2
     if not program.strip():
         return SandboxResult(False, "no code found in the answer")
     token = secrets.token_hex(16)
-    cpu_s = max(1, int(timeout_s + 0.999))
+    # The wall-clock timeout is the limit that normally fires; the CPU limit is a backstop one second
+    # later, so a busy loop on a slow machine is still reported as a timeout.
+    cpu_s = int(timeout_s) + 1
     with tempfile.TemporaryDirectory(prefix="llm_sandbox_") as workdir:
         for name, text in (("solution.py", program), ("tests.py", tests), ("token.txt", token),
                            ("harness.py", _limits_prelude(memory_mb, cpu_s) + _PRELUDE + _HARNESS)):
@@ -274,8 +279,10 @@ def _failure_reason(returncode: int, stderr: str, memory_mb: int, timeout_s: flo
             return f"timeout: CPU limit of {timeout_s:g} s exceeded"
         if sig == signal.SIGXFSZ:
             return f"output limit of {OUTPUT_LIMIT_BYTES} bytes exceeded"
-        if sig in (signal.SIGKILL, signal.SIGSEGV):
-            return f"killed by signal {signal.Signals(sig).name} (likely memory limit of {memory_mb} MiB)"
+        if sig == signal.SIGKILL:
+            return f"killed by signal SIGKILL (CPU time limit of {timeout_s:g} s or memory limit of {memory_mb} MiB)"
+        if sig == signal.SIGSEGV:
+            return f"killed by signal SIGSEGV (likely memory limit of {memory_mb} MiB)"
         return f"killed by signal {signal.Signals(sig).name}"
     lines = [line for line in stderr.strip().splitlines() if line.strip()]
     last = lines[-1].strip() if lines else ""
