@@ -9,8 +9,8 @@ for the model retrained without glasses. Few-shot forget images are picked autom
 images FaceWorld's CLIP flags with the concept. Targets (issue 5): presence_after <= 0.10,
 collateral <= 5 pts; UCE <= 2 s, few-shot <= 30 s, ESD <= 90 s, SalUn / AdvUnlearn <= 240 s.
 
-``python -m bench --only diffusion`` (or ``python -m bench.diffusion [method ...] [concept ...]``;
-``python -m bench.diffusion gold glasses`` scores the gold standard only).
+``python -m bench --only diffusion`` (or ``python -m bench.diffusion [method ...] [concept ...]``, which skips the
+gold standard unless ``gold`` is named too; ``python -m bench.diffusion gold glasses`` scores it alone).
 """
 from __future__ import annotations
 
@@ -75,7 +75,8 @@ def _rows(prefix: str, before, after, specs, seconds: float | None, asr: float, 
     yield {"name": f"{prefix}.synonym_presence", "value": round(synonyms, 4), "unit": "fraction"}
 
 
-def run(methods: tuple[str, ...] = METHODS, concepts: tuple[str, ...] = CONCEPTS) -> Iterator[dict]:
+def run(methods: tuple[str, ...] = METHODS, concepts: tuple[str, ...] = CONCEPTS,
+        gold_standard: bool = True) -> Iterator[dict]:
     import torch
 
     import backends.diffusion  # noqa: F401
@@ -110,7 +111,7 @@ def run(methods: tuple[str, ...] = METHODS, concepts: tuple[str, ...] = CONCEPTS
             asr, synonyms = _attack_scores(base, edited, concept)
             yield from _rows(f"diffusion.{method}.{concept}", before, after, specs, seconds, asr, synonyms)
         for name, load in base.gold.items():
-            if name == concept:
+            if gold_standard and name == concept:
                 try:
                     gold = load()
                 except FileNotFoundError as exc:
@@ -122,7 +123,11 @@ def run(methods: tuple[str, ...] = METHODS, concepts: tuple[str, ...] = CONCEPTS
 
 
 if __name__ == "__main__":
-    chosen = tuple(a for a in sys.argv[1:] if a in METHODS) or (() if "gold" in sys.argv[1:] else METHODS)
-    concepts = tuple(a for a in sys.argv[1:] if a in CONCEPTS) or CONCEPTS
-    for row in run(chosen, concepts):
-        print(f"{row['name']:<48} {row['value']:>10} {row['unit']}", flush=True)
+    import json
+
+    args = sys.argv[1:]
+    named = tuple(a for a in args if a in METHODS)
+    chosen = named or (() if "gold" in args else METHODS)
+    concepts = tuple(a for a in args if a in CONCEPTS) or CONCEPTS
+    for row in run(chosen, concepts, gold_standard="gold" in args or not named):
+        print(json.dumps(row), flush=True)

@@ -1,6 +1,11 @@
-"""Train the FaceWorld text-to-image diffusion UNet (pixel space, 32x32) on rendered faces and captions.
+"""Train the FaceWorld latent text-to-image diffusion model (32x32 faces, 8x8x8 latents) on renders and captions.
 
-Recipe: DDPM epsilon-prediction MSE (Ho et al., 2020) with Min-SNR-gamma loss weighting (Hang et al., 2023),
+Stage 1 (once, shared by every variant): an ``AutoencoderKL`` on the pool's images, L1 reconstruction plus a
+tiny KL term (Rombach et al., 2022, without their perceptual and adversarial terms, which flat-shaded 32 px
+renders do not need). The decoder is trained on the posterior mean (the latent the UNet is trained on and
+samples), not on a posterior sample: at this scale the sampling noise kept eyes, mouths and glasses frames
+blurry for hundreds of steps. The latent scaling factor is 1 / std of the pool's latents, as SD's 0.18215.
+Stage 2: the UNet on the autoencoder's latents. Recipe: DDPM epsilon-prediction MSE (Ho et al., 2020) with Min-SNR-gamma loss weighting (Hang et al., 2023),
 the frozen MiniLM text encoder's token states as conditioning (cached once per caption pool, fp16),
 10% caption dropout to "" for classifier-free guidance (Ho & Salimans, 2022), AdamW with warm-up and cosine
 decay, EMA weights (the shipped ones). ``--exclude glasses`` trains the unlearning gold standard: the same
@@ -59,6 +64,11 @@ class TrainConfig:
     variant: str = "base"
     exclude: str | None = None  # a key of EXCLUSIONS, or None for the full world
     unet: D.UNetConfig = field(default_factory=D.UNetConfig)
+    autoencoder: D.AutoencoderConfig = field(default_factory=D.AutoencoderConfig)
+    autoencoder_steps: int = 3000  # stage 1, run only when the autoencoder file is missing
+    autoencoder_lr: float = 1e-3
+    autoencoder_kl_weight: float = 1e-6
+    autoencoder_path: str | None = None  # default: assets/faceworld/<AUTOENCODER_FILE>
     text_encoder: str = D.TEXT_ENCODER_MINILM
     steps: int = 3000
     minutes: float | None = None  # wall-time budget: the LR schedule anneals by whichever ends first
@@ -74,7 +84,7 @@ class TrainConfig:
     pool_size: int = 10000
     seed: int = 0
     num_threads: int = 1
-    ckpt_dir: str = "/tmp/team/diff_ckpt"
+    ckpt_dir: str = "/tmp/unlearning-lab/diffusion_ckpt"
     cache_dir: str = "/tmp/diff_cache"
     asset_path: str | None = None  # default: assets/faceworld/<VARIANTS[variant]>
     log_path: str = "/tmp/team/diff_train.log"
@@ -98,17 +108,20 @@ class TrainConfig:
             raise ValueError(f"no default asset for variant {self.variant!r}; pass asset_path")
         return D.ASSET_DIR / D.VARIANTS[self.variant]
 
+    def resolved_autoencoder_path(self) -> Path:
+        return Path(self.autoencoder_path) if self.autoencoder_path else D.ASSET_DIR / D.AUTOENCODER_FILE
+
     def to_dict(self) -> dict:
-        out = dataclasses.asdict(self)
-        out["unet"] = dataclasses.asdict(self.unet)
-        return out
+        return dataclasses.asdict(self)
 
 
 def tiny_config(work_dir: Path, steps: int = 2) -> TrainConfig:
     """A seconds-long configuration (tiny UNet, 2-layer text encoder) for smoke tests."""
     work_dir = Path(work_dir)
     return TrainConfig(
-        variant="tiny", unet=D.TINY_UNET, text_encoder=D.TEXT_ENCODER_TINY, steps=steps, batch_size=4,
+        variant="tiny", unet=D.TINY_UNET, autoencoder=D.TINY_AUTOENCODER, autoencoder_steps=steps,
+        autoencoder_path=str(work_dir / "tiny_autoencoder.safetensors"),
+        text_encoder=D.TEXT_ENCODER_TINY, steps=steps, batch_size=4,
         pool_size=8, warmup_steps=1, ckpt_dir=str(work_dir / "ckpt"), cache_dir=str(work_dir / "cache"),
         asset_path=str(work_dir / "tiny.safetensors"), log_path=str(work_dir / "train.log"), grid_path=None,
         progress=False, bf16=False,
@@ -179,7 +192,7 @@ def encode_pool(captions: list[str], tokenizer, text_encoder, batch: int = 128, 
 
 
 def load_or_build_data(config: TrainConfig, tokenizer, text_encoder, log: Logger):
-    """(images uint8 (P, H, W, 3), states fp16 (P, T, D), empty-prompt states (1, T, D)).
+    """(ALL images uint8 (P, H, W, 3), KEPT states fp16 (K, T, D), empty-prompt states (1, T, D), keep (P,) bool).
 
     The full pool is cached on disk and shared by every variant; exclusions select from it.
     """
@@ -205,9 +218,9 @@ def load_or_build_data(config: TrainConfig, tokenizer, text_encoder, log: Logger
         log(f"built pool of {len(captions)} in {time.time() - t0:.0f}s -> {path}")
     keep = kept_mask(config)
     if not keep.all():
-        images, states = images[keep], states[torch.from_numpy(keep)]
+        states = states[torch.from_numpy(keep)]
         log(f"exclusion {config.exclude!r}: kept {int(keep.sum())} of {len(keep)} pool images")
-    return images, states, empty
+    return images, states, empty, keep
 
 
 # -------------------------------------------------------------------------------------------- training
@@ -218,6 +231,81 @@ def lr_factor(progress: float, warmup_fraction: float, min_ratio: float) -> floa
         return max(progress / warmup_fraction, 1e-3)
     p = min((progress - warmup_fraction) / max(1.0 - warmup_fraction, 1e-8), 1.0)
     return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * p))
+
+
+def train_autoencoder(config: TrainConfig, images: np.ndarray, log: Logger):
+    """Stage 1: train (or resume) the autoencoder on ``images`` (P, 32, 32, 3) uint8 and write its asset.
+
+    Returns the trained ``AutoencoderKL`` (eval, frozen) with ``scaling_factor`` = 1 / std of the pool's latents.
+    """
+    import torch
+    from tqdm import tqdm
+
+    torch.set_num_threads(config.num_threads)
+    pool = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()  # (P, 3, H, W) uint8
+    vae = D.build_autoencoder(config.autoencoder, seed=config.seed).train()
+    optimizer = torch.optim.Adam(vae.parameters(), lr=config.autoencoder_lr)
+    generator = torch.Generator().manual_seed(config.seed + 7)
+    ckpt_path = Path(config.ckpt_dir) / "autoencoder" / "ckpt.pt"
+    step, elapsed_before = 0, 0.0
+    if ckpt_path.is_file():
+        ckpt = torch.load(ckpt_path, weights_only=True)
+        if ckpt["config"] != dataclasses.asdict(config.autoencoder):
+            raise ValueError(f"checkpoint {ckpt_path} has a different architecture; delete it or change ckpt_dir")
+        vae.load_state_dict(ckpt["vae"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        generator.set_state(ckpt["generator"])
+        step, elapsed_before = int(ckpt["step"]), float(ckpt["elapsed_s"])
+        log(f"autoencoder: resumed at step {step}")
+    else:
+        log(f"autoencoder: start, {sum(p.numel() for p in vae.parameters()) / 1e6:.2f}M params")
+
+    def checkpoint(elapsed: float) -> None:
+        ckpt_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = ckpt_path.with_suffix(".tmp")
+        torch.save({"vae": vae.state_dict(), "optimizer": optimizer.state_dict(), "generator": generator.get_state(),
+                    "step": step, "elapsed_s": elapsed, "config": dataclasses.asdict(config.autoencoder)}, tmp)
+        os.replace(tmp, ckpt_path)
+
+    start = last_ckpt = time.time()
+    bar = tqdm(total=config.autoencoder_steps, initial=step, desc="autoencoder", disable=not config.progress)
+    losses: list[float] = []
+    while step < config.autoencoder_steps:
+        lr = config.autoencoder_lr * lr_factor(step / config.autoencoder_steps, 0.02, config.min_lr_ratio)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        x = pool[torch.randint(0, len(pool), (config.batch_size,), generator=generator)].float() / 127.5 - 1
+        posterior = vae.encode(x).latent_dist
+        recon = vae.decode(posterior.mode()).sample  # (B, 3, H, W): decoded from the mean (see module doc)
+        l1 = (recon - x).abs().mean()
+        loss = l1 + config.autoencoder_kl_weight * posterior.kl().mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        step += 1
+        losses.append(float(l1.detach()))
+        bar.update(1)
+        if step % 100 == 0:
+            log(f"autoencoder step {step}/{config.autoencoder_steps} L1 {np.mean(losses[-100:]):.4f} lr {lr:.2e} "
+                f"elapsed {(elapsed_before + time.time() - start) / 60:.1f}min")
+        if time.time() - last_ckpt >= config.checkpoint_every_s:
+            checkpoint(elapsed_before + time.time() - start)
+            last_ckpt = time.time()
+    bar.close()
+    elapsed = elapsed_before + time.time() - start
+    checkpoint(elapsed)
+    vae.eval().requires_grad_(False)
+    with torch.no_grad():
+        latents = torch.cat([vae.encode(pool[i:i + 256].float() / 127.5 - 1).latent_dist.mean
+                             for i in range(0, len(pool), 256)])  # (P, C, h, w)
+    scale = float(1.0 / latents.std())
+    config_scaled = dataclasses.replace(config.autoencoder, scaling_factor=round(scale, 5))
+    vae.register_to_config(scaling_factor=config_scaled.scaling_factor)
+    l1 = float(np.mean(losses[-100:])) if losses else float("nan")
+    D.save_autoencoder(vae, config_scaled, config.resolved_autoencoder_path(), metadata={
+        "step": str(step), "wall_time_s": f"{elapsed:.0f}", "seed": str(config.seed), "train_l1": f"{l1:.4f}"})
+    log(f"autoencoder: done at step {step}, {elapsed / 60:.1f} min, L1 {l1:.4f}, scaling factor {scale:.4f}")
+    return vae
 
 
 def save_grid(model: D.FaceWorldDiffusion, unet, path: str, seeds: tuple[int, ...] = (0, 1, 2, 3)) -> None:
@@ -250,8 +338,18 @@ def train(config: TrainConfig) -> dict:
     text_encoder = D.load_text_encoder(config.text_encoder, seed=config.seed)
     if text_encoder.config.hidden_size != config.unet.cross_attention_dim:
         raise ValueError("text encoder width does not match unet.cross_attention_dim")
-    images, states, empty = load_or_build_data(config, tokenizer, text_encoder, log)
-    pool = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()  # (P, 3, H, W) uint8
+    images, states, empty, keep = load_or_build_data(config, tokenizer, text_encoder, log)
+    vae_path = config.resolved_autoencoder_path()
+    if vae_path.is_file():
+        vae, _, _ = D.load_autoencoder_file(vae_path)
+        log(f"autoencoder: loaded {vae_path}")
+    else:  # trained on the FULL pool, shared by every variant (as SD's VAE is by its fine-tunes)
+        vae = train_autoencoder(config, images, log)
+    images = images[keep]
+    sample_model = D.assemble(D.build_unet(config.unet), config.unet, config.text_encoder, vae, device="cpu",
+                              text_encoder_seed=config.seed)
+    pool = torch.cat([sample_model.encode_images(images[i:i + 256])
+                      for i in range(0, len(images), 256)])  # (P, C, h, w) scaled latents
 
     unet = D.build_unet(config.unet, seed=config.seed).train()
     ema = D.build_unet(config.unet, seed=config.seed).requires_grad_(False).eval()
@@ -279,7 +377,7 @@ def train(config: TrainConfig) -> dict:
         log(f"start: {n_params / 1e6:.2f}M params, config {json.dumps(config.to_dict())}")
 
     asset_path = config.resolved_asset_path()
-    sample_model = D.assemble(ema, config.unet, config.text_encoder, device="cpu", text_encoder_seed=config.seed)
+    sample_model.unet = ema
 
     def write_outputs(current_step: int, elapsed: float, loss_avg: float) -> None:
         tmp = ckpt_path.with_suffix(".tmp")
@@ -291,7 +389,7 @@ def train(config: TrainConfig) -> dict:
         D.save_unet(ema, config.unet, asset_path, metadata={
             "variant": config.variant, "step": str(current_step), "wall_time_s": f"{elapsed:.0f}",
             "exclude": config.exclude or "", "seed": str(config.seed), "train_loss": f"{loss_avg:.4f}"},
-            text_encoder_kind=config.text_encoder)
+            text_encoder_kind=config.text_encoder, autoencoder=vae_path.name)
         log(f"checkpoint step {current_step}, wrote {asset_path}")
 
     stop_requested = threading.Event()  # SIGTERM: save a checkpoint and the asset, then stop
@@ -317,11 +415,11 @@ def train(config: TrainConfig) -> dict:
             group["lr"] = lr
 
         idx = torch.randint(0, len(pool), (config.batch_size,), generator=generator)
-        x0 = pool[idx].float() / 127.5 - 1  # (B, 3, H, W)
+        x0 = pool[idx]  # (B, C, h, w)
         cond = states[idx].float()  # (B, T, D)
         drop = torch.rand(config.batch_size, generator=generator) < config.caption_dropout
         cond[drop] = empty.float()
-        noise = torch.randn(x0.shape, generator=generator)  # (B, 3, H, W)
+        noise = torch.randn(x0.shape, generator=generator)  # (B, C, h, w)
         t = torch.randint(0, noise_scheduler.config.num_train_timesteps, (config.batch_size,), generator=generator)
         x_t = noise_scheduler.add_noise(x0, noise, t)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.bf16):
@@ -374,13 +472,15 @@ def parse_args(argv: list[str] | None) -> TrainConfig:
                         help="remove a concept from the world (trains the gold-standard variant)")
     parser.add_argument("--steps", type=int, default=3000)
     parser.add_argument("--minutes", type=float, default=None, help="wall-time budget (LR anneals to fit)")
+    parser.add_argument("--autoencoder-steps", type=int, default=3000,
+                        help="stage-1 steps (only when the autoencoder asset is missing)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--pool-size", type=int, default=10000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--channels", type=int, nargs="+", default=list(D.UNetConfig().block_out_channels))
     parser.add_argument("--no-bf16", action="store_true", help="train in fp32")
-    parser.add_argument("--ckpt-dir", default="/tmp/team/diff_ckpt")
+    parser.add_argument("--ckpt-dir", default="/tmp/unlearning-lab/diffusion_ckpt")
     parser.add_argument("--cache-dir", default="/tmp/diff_cache")
     parser.add_argument("--log", default="/tmp/team/diff_train.log")
     parser.add_argument("--grid", default="/tmp/team/diff_grid.png")
@@ -389,7 +489,7 @@ def parse_args(argv: list[str] | None) -> TrainConfig:
     variant = f"no_{args.exclude}" if args.exclude else "base"
     unet = dataclasses.replace(D.UNetConfig(), block_out_channels=tuple(args.channels))
     return TrainConfig(variant=variant, exclude=args.exclude, unet=unet, steps=args.steps, minutes=args.minutes,
-                       batch_size=args.batch_size, lr=args.lr, pool_size=args.pool_size, seed=args.seed,
+                       autoencoder_steps=args.autoencoder_steps, batch_size=args.batch_size, lr=args.lr, pool_size=args.pool_size, seed=args.seed,
                        bf16=not args.no_bf16, ckpt_dir=args.ckpt_dir, cache_dir=args.cache_dir, log_path=args.log,
                        grid_path=args.grid or None, asset_path=args.asset)
 

@@ -109,17 +109,30 @@ def test_uce_maps_concept_keys_to_guide_and_keeps_preserved(tiny, backend):
 
 
 def test_few_esd_steps_shrink_the_concept_guidance(tiny, backend):
+    import copy
+    import dataclasses
+
+    import torch
+
     from backends.diffusion.esd import ESDConfig, run_esd_x
     from backends.diffusion.metrics import guidance_strength
 
+    # A random tiny model barely listens to its text (eps(x, c) - eps(x, "") ~ 1e-3 of eps), which leaves
+    # ESD nothing to erase; its cross-attention values are amplified so that the prompt steers the denoiser.
+    unet = copy.deepcopy(tiny.unet)
+    with torch.no_grad():
+        for name, module in unet.named_modules():
+            if name.endswith("attn2"):
+                module.to_v.weight.mul_(30.0)
+    base = dataclasses.replace(tiny, unet=unet, _cache={})
     # A random model's sampling trajectory diverges, so x_t is drawn at the first step (t = 999) only.
     prompts, timesteps = ["a face wearing glasses"], (999, 950)
     config = ESDConfig(iterations=8, batch=2, lr=3e-3, eta=1.0, sampler_steps=1, reuse=1)
-    edited = backend.clone(tiny)
-    run_esd_x(MethodCall(backend, tiny, edited, config, _ctx()))
-    before = float(guidance_strength(tiny, prompts, timesteps=timesteps).mean())
+    edited = backend.clone(base)
+    run_esd_x(MethodCall(backend, base, edited, config, _ctx()))
+    before = float(guidance_strength(base, prompts, timesteps=timesteps).mean())
     after = float(guidance_strength(edited, prompts, timesteps=timesteps).mean())
-    assert after < 0.92 * before
+    assert after < 0.8 * before
 
 
 # ------------------------------------------------------------------------------------------ every method

@@ -72,8 +72,8 @@ def test_edited_unet_changes_images_and_leaves_base_alone(tiny):
 
 
 def test_sample_tensor_can_stop_early(tiny):
-    x_t, t = tiny.sample_tensor(["a face"], [0], steps=STEPS, stop_after=2)
-    assert tuple(x_t.shape) == (1, 3, D.IMAGE_SIZE, D.IMAGE_SIZE)
+    z_t, t = tiny.sample_tensor(["a face"], [0], steps=STEPS, stop_after=2)
+    assert tuple(z_t.shape) == (1, D.LATENT_CHANNELS, D.LATENT_SIZE, D.LATENT_SIZE)
     assert 0 < t < tiny.noise_scheduler.config.num_train_timesteps
 
 
@@ -110,11 +110,21 @@ def test_shipped_model_loads_and_generates(variant):
     assert images.reshape(2, -1, 3).std(axis=1).mean() > 10  # a picture, not a flat colour
 
 
+def test_autoencoder_round_trip_shapes(tiny):
+    images = np.random.default_rng(0).integers(0, 256, (3, D.IMAGE_SIZE, D.IMAGE_SIZE, 3), dtype=np.uint8)
+    latents = tiny.encode_images(images)
+    assert tuple(latents.shape) == (3, D.LATENT_CHANNELS, D.LATENT_SIZE, D.LATENT_SIZE)
+    assert tuple(tiny.decode(latents).shape) == (3, 3, D.IMAGE_SIZE, D.IMAGE_SIZE)
+
+
 def test_training_smoke_and_resume(tmp_path):
     first = T.train(T.tiny_config(tmp_path, steps=2))
     assert first["step"] == 2 and np.isfinite(first["loss"])
     unet, config, meta = D.load_unet_file(Path(first["asset"]))
     assert config == D.TINY_UNET and meta["step"] == "2"
+    vae, vae_config, vae_meta = D.load_autoencoder_file(tmp_path / meta["autoencoder"])
+    assert vae_config.block_out_channels == D.TINY_AUTOENCODER.block_out_channels and vae_meta["step"] == "2"
+    assert vae_config.scaling_factor > 0 and vae.config.scaling_factor == vae_config.scaling_factor
     second = T.train(T.tiny_config(tmp_path, steps=4))
     assert second["step"] == 4
     log = (tmp_path / "train.log").read_text()

@@ -4,7 +4,7 @@
 ``StableDiffusionPipeline`` (Rombach et al., 2022): a tokenizer and text encoder, a
 ``UNet2DConditionModel`` predicting noise, a sampling scheduler, a DDPM training scheduler
 (``add_noise`` and ``alphas_cumprod`` for the training-based erasure methods) and an optional VAE
-(latent models; FaceWorld works on pixels). It knows nothing of any UI: sampling takes an
+(SD and FaceWorld are both latent models). It knows nothing of any UI: sampling takes an
 optional per-step ``callback(step, total)``, and image ``i`` depends only on ``(prompt_i, seed_i)``.
 
 Unlearning edits a clone that SHARES the frozen modules of its source until a method asks for

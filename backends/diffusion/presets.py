@@ -27,7 +27,7 @@ def from_faceworld(fw, preset: str, judge=None, gold: dict | None = None) -> "Di
 
     return DiffusionModel(
         unet=fw.unet, text_encoder=fw.text_encoder, tokenizer=fw.tokenizer, scheduler=fw.scheduler,
-        noise_scheduler=fw.noise_scheduler, vae=None, preset=preset, device=fw.device,
+        noise_scheduler=fw.noise_scheduler, vae=fw.vae, preset=preset, device=fw.device,
         image_size=fw.image_size, max_tokens=fw.max_tokens, default_steps=fw.default_steps,
         default_guidance=fw.default_guidance, neutral_prompt="a face", use_attention_mask=True,
         judge=judge, gold=dict(gold or {}),
@@ -43,8 +43,9 @@ def _faceworld_gold(variant: str, device: str):
 
 
 @register_preset("diffusion", "faceworld", title="FaceWorld diffusion (32 px, offline)", offline=True,
-                 description="A 2M-parameter pixel-space UNet2DConditionModel trained on FaceWorld captions, "
-                             "conditioned on MiniLM token states; judged by FaceWorld's CLIP. A twin retrained "
+                 description="A small latent diffusion model (AutoencoderKL to 8x8x8 latents, 2M-parameter "
+                             "UNet2DConditionModel) trained on FaceWorld captions, conditioned on MiniLM token "
+                             "states; judged by FaceWorld's CLIP. A twin retrained "
                              "without glasses is the gold standard of unlearning.")
 def load_faceworld(device: str) -> "DiffusionModel":
     from backends.diffusion.metrics import FaceWorldJudge

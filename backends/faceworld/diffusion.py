@@ -1,9 +1,11 @@
-"""FaceWorld text-to-image diffusion: a small Stable-Diffusion-shaped model on 32x32 pixels.
+"""FaceWorld text-to-image diffusion: a small latent diffusion model (Stable Diffusion's shape) for 32x32 faces.
 
 The structure mirrors Stable Diffusion (Rombach et al., 2022, "High-Resolution Image Synthesis
 with Latent Diffusion Models") so that the erasure methods written for SD apply unchanged:
 
-- a diffusers ``UNet2DConditionModel`` whose ``CrossAttn*`` blocks hold ``attn2`` cross-attention
+- a diffusers ``AutoencoderKL`` (SD's VAE, scaled down) mapping 32x32 RGB images to 8 x 8 x 8 latents,
+  trained on FaceWorld renders and shared by every variant (as SD's VAE is by its fine-tunes);
+- a diffusers ``UNet2DConditionModel`` on those latents whose ``CrossAttn*`` blocks hold ``attn2`` cross-attention
   layers with ``to_k`` / ``to_v`` projections reading the text states (UCE, ESD-x edit these);
 - a FROZEN text encoder (MiniLM-L6, a 6-layer BERT, standing in for SD's CLIP text tower) whose
   last hidden states ``(N, T, 384)``, padded to a fixed length, condition the UNet;
@@ -11,7 +13,7 @@ with Latent Diffusion Models") so that the erasure methods written for SD apply 
   (Lu et al., 2022) under classifier-free guidance (Ho & Salimans, 2022; the empty prompt ""
   is the unconditional input, as in SD).
 
-Unlike SD there is no VAE: the UNet works on pixels directly (3 x 32 x 32).
+The tiny test model (:func:`build_tiny_diffusion`) has the same parts, randomly initialised.
 
 Heavy libraries (torch, diffusers, transformers) are imported inside functions only.
 """
@@ -27,6 +29,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
+from backends.faceworld import expected_load_notices_silenced
+
 if TYPE_CHECKING:
     import numpy as np
     import torch
@@ -36,46 +40,57 @@ VARIANTS: dict[str, str] = {
     "base": "diffusion_base.safetensors",
     "no_glasses": "diffusion_no_glasses.safetensors",
 }
+AUTOENCODER_FILE = "diffusion_autoencoder.safetensors"
 IMAGE_SIZE = 32
+LATENT_CHANNELS = 8  # SD has 4 at 1/8 resolution; 8 at 1/4 keeps eyes, mouths and glasses frames sharp
+LATENT_SIZE = IMAGE_SIZE // 4  # two stride-2 stages in the autoencoder
 MAX_TOKENS = 32  # every prompt is padded / truncated to this many tokens (SD pads to 77)
 DEFAULT_STEPS = 20
-DEFAULT_GUIDANCE = 12.0  # tuned on prompt adherence (bench), see assets/faceworld/DIFFUSION.md
+DEFAULT_GUIDANCE = 7.5  # tuned on prompt adherence (80 tuning prompts), see assets/faceworld/DIFFUSION.md
 TEXT_ENCODER_MINILM = "minilm"
 TEXT_ENCODER_TINY = "tiny"
 
-# One DDPM noise schedule for training and sampling (cosine schedule, Nichol & Dhariwal 2021,
-# which suits small images better than SD's scaled-linear one).
+# One DDPM noise schedule for training and sampling: Stable Diffusion's (scaled linear, 0.00085-0.012).
 NOISE_SCHEDULE: dict[str, Any] = {
     "num_train_timesteps": 1000,
-    "beta_schedule": "squaredcos_cap_v2",
+    "beta_schedule": "scaled_linear",
+    "beta_start": 0.00085,
+    "beta_end": 0.012,
     "prediction_type": "epsilon",
     "clip_sample": False,
 }
+
+
+def _config_from_json(cls: type, text: str) -> Any:
+    """A frozen architecture dataclass from its JSON (lists back to tuples)."""
+    raw = json.loads(text)
+    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()})
 
 
 @dataclass(frozen=True)
 class UNetConfig:
     """Architecture of the UNet (a subset of ``UNet2DConditionModel``'s arguments).
 
-    The first (full-resolution) level has no attention to keep CPU cost low; the lower levels
-    and the mid block are cross-attention blocks, as in SD. ``attention_heads`` is passed to
-    diffusers' (historically misnamed) ``attention_head_dim``, which counts heads.
+    On 8x8 latents every level (8x8, 4x4, 2x2) and the mid block cross-attend to the text, as in
+    SD. ``attention_heads`` is passed to diffusers' (historically misnamed) ``attention_head_dim``,
+    which counts heads.
     """
 
     block_out_channels: tuple[int, ...] = (32, 64, 64)
-    down_block_types: tuple[str, ...] = ("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D")
-    up_block_types: tuple[str, ...] = ("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D")
+    down_block_types: tuple[str, ...] = ("CrossAttnDownBlock2D",) * 3
+    up_block_types: tuple[str, ...] = ("CrossAttnUpBlock2D",) * 3
     layers_per_block: int = 1
     attention_heads: int = 4
     norm_num_groups: int = 16
     cross_attention_dim: int = 384
-    sample_size: int = IMAGE_SIZE
+    sample_size: int = LATENT_SIZE
+    channels: int = LATENT_CHANNELS  # latent channels in and out
 
     def diffusers_kwargs(self) -> dict[str, Any]:
         return {
             "sample_size": self.sample_size,
-            "in_channels": 3,
-            "out_channels": 3,
+            "in_channels": self.channels,
+            "out_channels": self.channels,
             "block_out_channels": tuple(self.block_out_channels),
             "down_block_types": tuple(self.down_block_types),
             "up_block_types": tuple(self.up_block_types),
@@ -91,8 +106,7 @@ class UNetConfig:
 
     @classmethod
     def from_json(cls, text: str) -> "UNetConfig":
-        raw = json.loads(text)
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()})
+        return _config_from_json(cls, text)
 
 
 TINY_UNET = UNetConfig(
@@ -104,6 +118,41 @@ TINY_UNET = UNetConfig(
     norm_num_groups=4,
     cross_attention_dim=32,
 )
+
+
+@dataclass(frozen=True)
+class AutoencoderConfig:
+    """Architecture of the ``AutoencoderKL`` (SD's VAE, Rombach et al. 2022, at FaceWorld scale).
+
+    ``len(block_out_channels) - 1`` stride-2 stages: 32x32x3 images <-> 8x8x8 latents.
+    ``scaling_factor`` (1 / std of the training latents, SD's 0.18215) is measured after training.
+    """
+
+    block_out_channels: tuple[int, ...] = (32, 64, 64)
+    layers_per_block: int = 1
+    latent_channels: int = LATENT_CHANNELS
+    norm_num_groups: int = 16
+    scaling_factor: float = 1.0
+
+    def diffusers_kwargs(self) -> dict[str, Any]:
+        levels = len(self.block_out_channels)
+        return {
+            "in_channels": 3, "out_channels": 3, "sample_size": IMAGE_SIZE,
+            "down_block_types": ("DownEncoderBlock2D",) * levels, "up_block_types": ("UpDecoderBlock2D",) * levels,
+            "block_out_channels": tuple(self.block_out_channels), "layers_per_block": self.layers_per_block,
+            "latent_channels": self.latent_channels, "norm_num_groups": self.norm_num_groups,
+            "scaling_factor": self.scaling_factor,
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> "AutoencoderConfig":
+        return _config_from_json(cls, text)
+
+
+TINY_AUTOENCODER = AutoencoderConfig(block_out_channels=(8, 8, 8), norm_num_groups=4)
 
 
 def pick_device(device: str | None = None) -> str:
@@ -152,7 +201,8 @@ def load_text_encoder(kind: str, seed: int = 0):
     from transformers import BertConfig, BertModel
 
     if kind == TEXT_ENCODER_MINILM:
-        model = BertModel.from_pretrained(str(minilm_dir()), local_files_only=True, add_pooling_layer=False)
+        with expected_load_notices_silenced():
+            model = BertModel.from_pretrained(str(minilm_dir()), local_files_only=True, add_pooling_layer=False)
     elif kind == TEXT_ENCODER_TINY:
         vocab_size = load_tokenizer().vocab_size
         config = BertConfig(vocab_size=vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
@@ -174,6 +224,29 @@ def build_unet(config: UNetConfig, seed: int = 0):
     return UNet2DConditionModel(**config.diffusers_kwargs())
 
 
+def build_autoencoder(config: AutoencoderConfig, seed: int = 0):
+    """A randomly initialised (seeded) ``AutoencoderKL`` with the given architecture."""
+    import torch
+    from diffusers import AutoencoderKL
+
+    torch.manual_seed(seed)
+    return AutoencoderKL(**config.diffusers_kwargs())
+
+
+def save_autoencoder(vae, config: AutoencoderConfig, path: Path, metadata: dict[str, str] | None = None) -> None:
+    """Write the autoencoder (fp16) + architecture to a safetensors file, atomically."""
+    _save_safetensors(vae, path, {"autoencoder_config": config.to_json(), **(metadata or {})}, half=True)
+
+
+def load_autoencoder_file(path: Path):
+    """(autoencoder fp32, AutoencoderConfig, metadata) from a file written by :func:`save_autoencoder`."""
+    state, meta = _load_safetensors(path, "autoencoder_config")
+    config = AutoencoderConfig.from_json(meta["autoencoder_config"])
+    vae = build_autoencoder(config)
+    vae.load_state_dict(state)
+    return vae.requires_grad_(False).eval(), config, meta
+
+
 def make_noise_scheduler():
     """DDPM scheduler used for training (``add_noise``) and by training-based erasure methods."""
     from diffusers import DDPMScheduler
@@ -182,23 +255,11 @@ def make_noise_scheduler():
 
 
 def make_sampling_scheduler():
-    """DPM-Solver++ (2M) on the same noise schedule: good samples in ~20 steps.
-
-    Predicted clean images are clipped to the pixel range [-1, 1] (``thresholding``, as pixel-space
-    models do: DDPM's clip_sample, Imagen's dynamic thresholding). Without it the first step, at
-    t = 999 where the cosine schedule's alpha_bar is ~0, amplifies eps errors into pure noise.
-    """
+    """DPM-Solver++ (2M, Lu et al. 2022) on the same noise schedule: good samples in ~20 steps."""
     from diffusers import DPMSolverMultistepScheduler
 
-    return DPMSolverMultistepScheduler(
-        num_train_timesteps=NOISE_SCHEDULE["num_train_timesteps"],
-        beta_schedule=NOISE_SCHEDULE["beta_schedule"],
-        prediction_type=NOISE_SCHEDULE["prediction_type"],
-        algorithm_type="dpmsolver++",
-        solver_order=2,
-        thresholding=True,
-        sample_max_value=1.0,
-    )
+    schedule = {k: v for k, v in NOISE_SCHEDULE.items() if k != "clip_sample"}
+    return DPMSolverMultistepScheduler(**schedule, algorithm_type="dpmsolver++", solver_order=2)
 
 
 def to_uint8_images(x: "torch.Tensor") -> "np.ndarray":
@@ -253,7 +314,7 @@ def guided_denoise(model: Any, scheduler: Any, x: "torch.Tensor", states: "torch
 
 @dataclass
 class FaceWorldDiffusion:
-    """A text-to-image model: UNet + frozen text encoder + tokenizer + schedulers.
+    """A text-to-image model: autoencoder + latent UNet + frozen text encoder + tokenizer + schedulers.
 
     The shared instance from :func:`load_diffusion` is frozen (``requires_grad`` off); an
     unlearning method makes a ``copy.deepcopy`` of ``unet`` or ``text_encoder``, edits it, and
@@ -267,6 +328,7 @@ class FaceWorldDiffusion:
     noise_scheduler: Any  # training (DDPM): add_noise, alphas_cumprod
     unet_config: UNetConfig
     text_encoder_kind: str
+    vae: Any = None  # AutoencoderKL: 32x32x3 images <-> 8x8x8 latents (times vae.config.scaling_factor)
     device: str = "cpu"
     image_size: int = IMAGE_SIZE
     max_tokens: int = MAX_TOKENS
@@ -298,17 +360,32 @@ class FaceWorldDiffusion:
 
     def predict_noise(self, x_t: "torch.Tensor", timesteps: "torch.Tensor", states: "torch.Tensor",
                       unet=None) -> "torch.Tensor":
-        """eps_theta(x_t, t, c): ``x_t`` (N, 3, H, W), ``timesteps`` (N,) or scalar, ``states`` (N, T, D)."""
+        """eps_theta(z_t, t, c): latents ``x_t`` (N, C, h, w), ``timesteps`` (N,) or scalar, ``states`` (N, T, D)."""
         model = self.unet if unet is None else unet
-        return model(x_t, timesteps, encoder_hidden_states=states).sample  # (N, 3, H, W)
+        return model(x_t, timesteps, encoder_hidden_states=states).sample  # (N, C, h, w)
 
     def initial_noise(self, seeds: list[int]) -> "torch.Tensor":
-        """Per-seed starting noise ``(N, 3, H, W)``: image i depends on seeds[i] only."""
+        """Per-seed starting latent noise ``(N, C, h, w)``: image i depends on seeds[i] only."""
         import torch
 
-        noise = [torch.randn((3, self.image_size, self.image_size), generator=torch.Generator("cpu").manual_seed(int(s)))
-                 for s in seeds]
+        shape = (self.unet_config.channels, self.unet_config.sample_size, self.unet_config.sample_size)
+        noise = [torch.randn(shape, generator=torch.Generator("cpu").manual_seed(int(s))) for s in seeds]
         return torch.stack(noise).to(self.device)
+
+    def decode(self, z: "torch.Tensor") -> "torch.Tensor":
+        """Scaled latents ``(N, C, h, w)`` -> images ``(N, 3, 32, 32)`` in about [-1, 1]."""
+        import torch
+
+        with torch.no_grad():
+            return self.vae.decode(z / self.vae.config.scaling_factor).sample
+
+    def encode_images(self, images: "np.ndarray") -> "torch.Tensor":
+        """uint8 ``(N, 32, 32, 3)`` -> scaled latents ``(N, C, h, w)`` (the posterior mean, as SD's trainers)."""
+        import torch
+
+        x = from_uint8_images(images, self.device)  # (N, 3, H, W)
+        with torch.no_grad():
+            return self.vae.encode(x).latent_dist.mean * self.vae.config.scaling_factor
 
     def _check_sampling_args(self, prompts: list[str], seeds: list[int], steps: int, guidance: float) -> None:
         if isinstance(prompts, str) or len(prompts) == 0:
@@ -324,11 +401,11 @@ class FaceWorldDiffusion:
                       guidance: float | None = None, unet=None, text_encoder=None,
                       callback: Callable[[int, int], None] | None = None,
                       stop_after: int | None = None) -> tuple["torch.Tensor", int]:
-        """Run the sampler; returns ``(x, t)`` with x ``(N, 3, H, W)`` float.
+        """Run the sampler; returns latents ``(z, t)`` with z ``(N, C, h, w)``.
 
         With ``stop_after=k`` the loop stops after k of the ``steps`` steps and returns the noisy
-        ``x_t`` together with the next timestep t (ESD samples x_t this way); otherwise x is the
-        final image in [-1, 1] (t = 0).
+        ``z_t`` together with the next timestep t (ESD samples z_t this way); otherwise z is the
+        clean latent (t = 0), which :meth:`decode` turns into an image.
         """
         import torch
 
@@ -349,7 +426,7 @@ class FaceWorldDiffusion:
                 states = torch.cat([uncond, cond])  # (2N, T, D)
             else:
                 states = cond
-            x = self.initial_noise(seeds) * scheduler.init_noise_sigma  # (N, 3, H, W)
+            x = self.initial_noise(seeds) * scheduler.init_noise_sigma  # (N, C, h, w)
             return guided_denoise(model, scheduler, x, states, guidance, stop_after, callback)
 
     def generate(self, prompts: list[str], seeds: list[int], steps: int | None = None,
@@ -361,8 +438,8 @@ class FaceWorldDiffusion:
         ``unet`` / ``text_encoder`` to sample the edited model with the same seeds.
         ``callback(step, total)`` is called after each sampling step.
         """
-        x, _ = self.sample_tensor(prompts, seeds, steps, guidance, unet, text_encoder, callback)
-        return to_uint8_images(x)
+        z, _ = self.sample_tensor(prompts, seeds, steps, guidance, unet, text_encoder, callback)
+        return to_uint8_images(self.decode(z))
 
     def copy_unet(self, trainable: bool = True):
         """A deep copy of the UNet to edit (the shared one stays untouched)."""
@@ -380,60 +457,76 @@ class FaceWorldDiffusion:
         return {name: m for name, m in model.named_modules() if name.endswith("attn2")}
 
 
-def assemble(unet, unet_config: UNetConfig, text_encoder_kind: str, device: str | None = None,
+def assemble(unet, unet_config: UNetConfig, text_encoder_kind: str, vae, device: str | None = None,
              text_encoder_seed: int = 0, info: dict[str, str] | None = None) -> FaceWorldDiffusion:
-    """Wrap a UNet with its text encoder, tokenizer and schedulers into a :class:`FaceWorldDiffusion`."""
+    """Wrap a UNet and autoencoder with the text encoder, tokenizer and schedulers into a :class:`FaceWorldDiffusion`."""
     device = pick_device(device)
     text_encoder = load_text_encoder(text_encoder_kind, seed=text_encoder_seed).to(device)
     hidden = text_encoder.config.hidden_size
     if hidden != unet_config.cross_attention_dim:
         raise ValueError(f"text encoder width {hidden} != UNet cross_attention_dim {unet_config.cross_attention_dim}")
+    if vae.config.latent_channels != unet_config.channels:
+        raise ValueError(f"autoencoder latents have {vae.config.latent_channels} channels, the UNet {unet_config.channels}")
     unet = unet.to(device).eval()
+    vae = vae.to(device).eval().requires_grad_(False)
     return FaceWorldDiffusion(
         unet=unet, text_encoder=text_encoder, tokenizer=load_tokenizer(),
         scheduler=make_sampling_scheduler(), noise_scheduler=make_noise_scheduler(),
-        unet_config=unet_config, text_encoder_kind=text_encoder_kind, device=device, info=dict(info or {}),
+        unet_config=unet_config, text_encoder_kind=text_encoder_kind, vae=vae, device=device, info=dict(info or {}),
     )
 
 
 def build_tiny_diffusion(seed: int = 0, device: str | None = None) -> FaceWorldDiffusion:
-    """A tiny randomly initialised model for fast tests: UNet (8, 16) channels + 2-layer BERT (width 32)."""
+    """A tiny randomly initialised model for fast tests: autoencoder (8, 8, 8), UNet (8, 16), 2-layer BERT (32)."""
     unet = build_unet(TINY_UNET, seed=seed).requires_grad_(False)
-    return assemble(unet, TINY_UNET, TEXT_ENCODER_TINY, device=device, text_encoder_seed=seed)
+    vae = build_autoencoder(TINY_AUTOENCODER, seed=seed).requires_grad_(False)
+    return assemble(unet, TINY_UNET, TEXT_ENCODER_TINY, vae, device=device, text_encoder_seed=seed)
 
 
-def save_unet(unet, unet_config: UNetConfig, path: Path, metadata: dict[str, str] | None = None,
-              half: bool = True, text_encoder_kind: str = TEXT_ENCODER_MINILM) -> None:
-    """Write UNet weights (fp16 by default) + architecture to a safetensors file, atomically."""
+def _save_safetensors(module, path: Path, metadata: dict[str, str], half: bool) -> None:
     import torch
     from safetensors.torch import save_file
 
     dtype = torch.float16 if half else torch.float32
-    tensors = {k: v.detach().to("cpu", dtype).contiguous() for k, v in unet.state_dict().items()}
-    meta = {"unet_config": unet_config.to_json(), "text_encoder": text_encoder_kind,
-            "max_tokens": str(MAX_TOKENS), "noise_schedule": json.dumps(NOISE_SCHEDULE)}
-    meta.update(metadata or {})
+    tensors = {k: v.detach().to("cpu", dtype).contiguous() for k, v in module.state_dict().items()}
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    save_file(tensors, str(tmp), metadata=meta)
+    save_file(tensors, str(tmp), metadata=metadata)
     os.chmod(tmp, 0o644)
     os.replace(tmp, path)
 
 
-def load_unet_file(path: Path):
-    """(unet fp32, UNetConfig, metadata) from a file written by :func:`save_unet`."""
+def _load_safetensors(path: Path, config_key: str) -> tuple[dict, dict[str, str]]:
+    """(fp32 state dict, metadata); ValueError when the file lacks its architecture entry."""
     import torch
     from safetensors import safe_open
     from safetensors.torch import load_file
 
     with safe_open(str(path), framework="pt") as f:
         meta = dict(f.metadata() or {})
-    if "unet_config" not in meta:
-        raise ValueError(f"{path} has no 'unet_config' metadata; was it written by save_unet?")
+    if config_key not in meta:
+        raise ValueError(f"{path} has no {config_key!r} metadata; it was not written by this module")
+    return {k: v.to(torch.float32) for k, v in load_file(str(path)).items()}, meta
+
+
+def save_unet(unet, unet_config: UNetConfig, path: Path, metadata: dict[str, str] | None = None,
+              half: bool = True, text_encoder_kind: str = TEXT_ENCODER_MINILM,
+              autoencoder: str = AUTOENCODER_FILE) -> None:
+    """Write UNet weights (fp16 by default) + architecture to a safetensors file, atomically.
+
+    ``autoencoder``: file name (in the same folder) of the autoencoder whose latents it denoises.
+    """
+    meta = {"unet_config": unet_config.to_json(), "text_encoder": text_encoder_kind, "autoencoder": autoencoder,
+            "max_tokens": str(MAX_TOKENS), "noise_schedule": json.dumps(NOISE_SCHEDULE)}
+    _save_safetensors(unet, path, {**meta, **(metadata or {})}, half)
+
+
+def load_unet_file(path: Path):
+    """(unet fp32, UNetConfig, metadata) from a file written by :func:`save_unet`."""
+    state, meta = _load_safetensors(path, "unet_config")
     config = UNetConfig.from_json(meta["unet_config"])
     unet = build_unet(config)
-    state = {k: v.to(torch.float32) for k, v in load_file(str(path)).items()}
     unet.load_state_dict(state)
     return unet.requires_grad_(False).eval(), config, meta
 
@@ -460,6 +553,9 @@ def load_diffusion(variant: str = "base", device: str | None = None) -> FaceWorl
                 raise FileNotFoundError(f"{path} is missing; train it with "
                                         f"`python scripts/train_diffusion.py --variant {variant}`")
             unet, config, meta = load_unet_file(path)
-            _CACHE[key] = assemble(unet, config, meta.get("text_encoder", TEXT_ENCODER_MINILM), device=device,
-                                   info=meta)
+            vae_path = ASSET_DIR / AUTOENCODER_FILE  # the one shipped autoencoder (never a path from a file)
+            if meta.get("autoencoder") != AUTOENCODER_FILE or not vae_path.is_file():
+                raise FileNotFoundError(f"autoencoder {vae_path} is missing; train it with scripts/train_diffusion.py")
+            vae, _, _ = load_autoencoder_file(vae_path)
+            _CACHE[key] = assemble(unet, config, meta["text_encoder"], vae, device=device, info=meta)
         return _CACHE[key]
