@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from backends.faceworld import world
+from backends.faceworld import expected_load_notices_silenced, world
 
 if TYPE_CHECKING:
     import torch
@@ -93,15 +93,9 @@ def build_model(arch: dict[str, Any] | None = None, device: str = "cpu"):
     set_offline_env()
     import open_clip
 
-    import transformers
-
     name = register_model_config(arch)
-    verbosity = transformers.logging.get_verbosity()
-    transformers.logging.set_verbosity_error()   # MiniLM's unused pooler weights are expected, not news
-    try:
+    with expected_load_notices_silenced():
         model = open_clip.create_model(name, pretrained=None, pretrained_text=True, device=device)
-    finally:
-        transformers.logging.set_verbosity(verbosity)
     tokenizer = open_clip.get_tokenizer(name)
     freeze_text_tower(model)
     return model, tokenizer
