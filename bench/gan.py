@@ -9,6 +9,9 @@ For <method> in text_to_unlearn, adapt_then_unlearn and <concept> in glasses, sm
 and gan.gold.<concept>.* for the GAN retrained without the concept, where it exists (glasses).
 Adapt-then-Unlearn stands in for a user by picking, among the first PICK_POOL gallery seeds, up to
 MAX_PICKS samples that CLIP judges to show the concept.
+
+``python -m bench --only gan.`` runs everything; ``python -m bench.gan [method ...] [concept ...]`` runs a part
+(``python -m bench.gan gold`` scores the gold standard only).
 """
 from __future__ import annotations
 
@@ -64,7 +67,8 @@ def scores(prefix: str, base, before, generator, concept) -> Iterator[dict]:
     yield {"name": f"{prefix}.latent_attack_success", "value": round(search.success / 100, 4), "unit": "share"}
 
 
-def run() -> Iterator[dict]:
+def run(methods: tuple[str, ...] = METHODS, concept_texts: tuple[str, ...] = CONCEPTS,
+        gold_standard: bool = True) -> Iterator[dict]:
     import torch
 
     from backends import registry
@@ -77,10 +81,10 @@ def run() -> Iterator[dict]:
     torch.set_num_threads(int(os.environ.get("BENCH_THREADS", "2")))  # the targets are for 2 cores
     backend = registry.backend("gan")
     base = registry.preset("gan", "faceworld").load("cpu")
-    for concept_text in CONCEPTS:
+    for concept_text in concept_texts:
         concept = concepts.resolve(base.encoder, concept_text)
         before = measure(base, base.generator, concept, seeds_from(1_000_000, SAMPLES))
-        for method in METHODS:
+        for method in methods:
             spec = registry.method("gan", method)
             config = build_config(spec.config, {"concept": concept_text})
             picked = auto_picks(backend, base, concept_text) if method == "adapt_then_unlearn" else []
@@ -91,7 +95,7 @@ def run() -> Iterator[dict]:
             prefix = f"gan.{method}.{concept_text}"
             yield {"name": f"{prefix}.seconds", "value": round(seconds, 1), "unit": "s"}
             yield from scores(prefix, base, before, model.generator, concept)
-        if concept.attribute in base.gold:
+        if gold_standard and concept.attribute in base.gold:
             try:
                 gold = base.gold[concept.attribute]()
             except FileNotFoundError:
@@ -101,6 +105,11 @@ def run() -> Iterator[dict]:
 
 if __name__ == "__main__":
     import json
+    import sys
 
-    for row in run():
+    args = sys.argv[1:]
+    named = tuple(a for a in args if a in METHODS)
+    chosen = named or (() if "gold" in args else METHODS)
+    gold = "gold" in args or not named
+    for row in run(chosen, tuple(a for a in args if a in CONCEPTS) or CONCEPTS, gold_standard=gold):
         print(json.dumps(row), flush=True)

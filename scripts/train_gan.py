@@ -58,6 +58,8 @@ class TrainConfig:
     max_minutes: float = 70.0                # wall-time budget over all resumes; stops early and ships
     batch: int = 32
     lr: float = 0.0025
+    lr_decay_from: float = 0.5               # share of the wall-time budget after which lr decays (cosine) ...
+    lr_final_ratio: float = 0.1              # ... to this share of lr: the reconstruction term settles
     r1_gamma: float = 1.0
     r1_interval: int = 16
     style_mixing_prob: float = 0.0           # pairs z -> render need unmixed styles
@@ -338,6 +340,21 @@ class Trainer:
                 "r1": r1.item() if do_r1 else None,
                 "D_real": logits_real.mean().item(), "D_fake": logits_fake.mean().item()}
 
+    def set_lr_for(self, budget_share: float) -> float:
+        """Constant lr, then a cosine decay to lr_final_ratio * lr over the last part of the budget.
+
+        (Not in the StyleGAN2 recipe, whose lr is constant: our paired reconstruction term is a regression that
+        plateaus at lr 0.0025 with beta1 = 0.)"""
+        config = self.config
+        progress = min(max((budget_share - config.lr_decay_from) / max(1 - config.lr_decay_from, 1e-8), 0.0), 1.0)
+        factor = config.lr_final_ratio + (1 - config.lr_final_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+        ratio = config.r1_interval / (config.r1_interval + 1)
+        for group in self.opt_G.param_groups:
+            group["lr"] = config.lr * factor
+        for group in self.opt_D.param_groups:
+            group["lr"] = config.lr * ratio * factor
+        return config.lr * factor
+
     def _update_ema(self) -> None:
         import torch
 
@@ -393,7 +410,8 @@ def write_card(trainer: Trainer, finished: bool, metrics: dict | None = None) ->
         f"num_ws {G.num_ws}.",
         f"- Recipe: non-saturating logistic loss + {config.recon_weight} x L1 reconstruction of renders from "
         f"their latent code (see LatentCode in the script), lazy R1 (gamma {config.r1_gamma}, every "
-        f"{config.r1_interval} steps), Adam lr {config.lr} betas (0, 0.99), batch {config.batch}, style mixing "
+        f"{config.r1_interval} steps), Adam lr {config.lr} betas (0, 0.99) (cosine decay to {config.lr_final_ratio:g} x lr over the last "
+        f"{1 - config.lr_decay_from:.0%} of the budget), batch {config.batch}, style mixing "
         f"{config.style_mixing_prob}, EMA half-life {config.ema_kimg} kimg (ramp-up {config.ema_rampup}); "
         f"no path-length regulariser, no noise inputs. Shipped weights: G_ema + D + w_avg (fp32).",
         f"- Seeds: init/latents {config.seed}, data {config.data_seed}.",
@@ -503,11 +521,12 @@ def train(config: TrainConfig) -> Trainer:
     while (trainer.step_index < config.steps and trainer.elapsed_s < config.max_minutes * 60
            and not stop.is_set()):
         t0 = time.time()
+        lr = trainer.set_lr_for(max(trainer.elapsed_s / (config.max_minutes * 60), trainer.step_index / config.steps))
         stats = trainer.step(pool, code)
         trainer.elapsed_s = start_elapsed + time.time() - session_start
         bar.update(1)
         if trainer.step_index % config.log_every == 0 or trainer.step_index == 1:
-            stats.update(step=trainer.step_index, s_per_step=round(time.time() - t0, 3))
+            stats.update(step=trainer.step_index, lr=lr, s_per_step=round(time.time() - t0, 3))
             trainer.history.append(stats)
             log(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in stats.items()
                          if v is not None) + f" elapsed={trainer.elapsed_s / 60:.1f}min")
