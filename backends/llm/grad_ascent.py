@@ -49,11 +49,6 @@ class GradDiffConfig(GradAscentConfig):
 
     retain_weight: float = param(1.0, min=0.0, max=100.0, help="Weight of the retain NLL term.")
 
-    @classmethod
-    def smoke(cls) -> "GradDiffConfig":
-        return cls(forget_skill="factual_qa", retain_skills=("antonyms",), probe_items=6, eval_items=2,
-                   eval_max_new_tokens=8, steps=2, batch_size=2)
-
 
 def fill_answers(bundle: "LLMBundle", prompts: list[str], answers: list[str | None],
                  max_new_tokens: int) -> list[str]:

@@ -13,8 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from backends.config import param
-from backends.llm.backend import SkillConfig
-from backends.llm.grad_ascent import Batches, mean_nll, prepare, train
+from backends.llm.grad_ascent import Batches, GradDiffConfig, mean_nll, prepare, train
 from backends.registry import register_method
 
 if TYPE_CHECKING:
@@ -24,20 +23,10 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
-class NPOConfig(SkillConfig):
-    """NPO with beta 0.1 (authors' default) and a retain NLL term (NPO-RT)."""
+class NPOConfig(GradDiffConfig):
+    """NPO with beta 0.1 (authors' default) and a retain NLL term (NPO-RT; retain weight 0: plain NPO)."""
 
     beta: float = param(0.1, min=0.001, max=10.0, help="Inverse temperature beta (authors: 0.1).")
-    retain_weight: float = param(1.0, min=0.0, max=100.0, help="Weight of the retain NLL term (0: plain NPO).")
-    steps: int = param(10, min=1, max=500, help="Optimiser steps.")
-    lr: float = param(5e-5, min=1e-7, max=1e-2, label="Learning rate", help="Adam learning rate.")
-    batch_size: int = param(4, min=1, max=32, help="Forget (and retain) examples per step.")
-    seed: int = param(0, min=0, max=2**31 - 1, advanced=True, help="Seed of the example order.")
-
-    @classmethod
-    def smoke(cls) -> "NPOConfig":
-        return cls(forget_skill="factual_qa", retain_skills=("antonyms",), probe_items=6, eval_items=2,
-                   eval_max_new_tokens=8, steps=2, batch_size=2)
 
 
 def npo_loss(l_theta: "torch.Tensor", l_ref: "torch.Tensor", beta: float) -> "torch.Tensor":
