@@ -104,6 +104,7 @@ class BackendTab:
                                   "(used by methods that learn from picked samples)")
                     else:
                         c["texts"] = gr.Dataframe(headers=fmt.TEXT_HEADERS, value=[], wrap=True,
+                                                  column_widths=["26%", "37%", "37%"], max_height=640,
                                                   interactive=False, elem_id=f"{self.name}-texts",
                                                   label="Answers: base and edited, same prompts, greedy decoding")
                         c["pick"] = gr.CheckboxGroup(choices=[], visible=False)

@@ -64,8 +64,7 @@ def main(argv: list[str] | None = None) -> int:
                 break
         wait.until(lambda d: d.find_element(By.ID, f"{args.tab}-generate").is_displayed())
         driver.find_element(By.ID, f"{args.tab}-generate").click()
-        wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, f"#{args.tab}-gallery img")) >= 4
-                   or len(d.find_elements(By.CSS_SELECTOR, f"#{args.tab}-texts tbody tr")) >= 2)
+        wait.until(lambda d: any(word in d.find_element(By.ID, f"{args.tab}-status").text for word in ("samples", "⚠")))
         if args.unlearn:
             driver.find_element(By.ID, f"{args.tab}-run").click()
             wait.until(lambda d: "done" in d.find_element(By.ID, f"{args.tab}-progress").text
