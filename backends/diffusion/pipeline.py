@@ -20,7 +20,7 @@ import threading
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
-from backends.faceworld.diffusion import guided_denoise
+from backends.faceworld.diffusion import from_uint8_images, guided_denoise, to_uint8_images, tokenize_padded
 
 if TYPE_CHECKING:
     import numpy as np
@@ -106,11 +106,7 @@ class DiffusionModel:
     # ---------------------------------------------------------------- text
     def tokenize(self, prompts: list[str]) -> tuple["torch.Tensor", "torch.Tensor"]:
         """Token ids and attention mask ``(N, T)`` padded to ``max_tokens``."""
-        if isinstance(prompts, str) or not all(isinstance(p, str) for p in prompts):
-            raise ValueError("prompts must be a list of strings")
-        batch = self.tokenizer(list(prompts), padding="max_length", truncation=True,
-                               max_length=self.max_tokens, return_tensors="pt")
-        return batch["input_ids"].to(self.device), batch["attention_mask"].to(self.device)
+        return tokenize_padded(self.tokenizer, prompts, self.max_tokens, self.device)
 
     def last_real_token(self, prompts: list[str]) -> "torch.Tensor":
         """Index ``(N,)`` of each prompt's last non-special token (its concept word; 0 if none)."""
@@ -191,13 +187,9 @@ class DiffusionModel:
     # ---------------------------------------------------------------- images <-> latents
     def images_to_latents(self, images: "np.ndarray") -> "torch.Tensor":
         """uint8 ``(N, H, W, 3)`` -> clean latents z0 ``(N, C, h, w)`` (pixels in [-1, 1] without VAE)."""
-        import numpy as np
         import torch
 
-        arr = np.asarray(images)
-        if arr.ndim != 4 or arr.shape[-1] != 3 or arr.dtype != np.uint8:
-            raise ValueError(f"expected uint8 images (N, H, W, 3), got {arr.dtype} {arr.shape}")
-        x = torch.from_numpy(arr).permute(0, 3, 1, 2).float().to(self.device) / 127.5 - 1  # (N, 3, H, W)
+        x = from_uint8_images(images, self.device)  # (N, 3, H, W) in [-1, 1]
         if x.shape[-1] != self.image_size:
             x = torch.nn.functional.interpolate(x, size=(self.image_size, self.image_size), mode="bilinear",
                                                 antialias=True, align_corners=False)
@@ -212,8 +204,7 @@ class DiffusionModel:
 
         with torch.no_grad():
             x = z if self.vae is None else self.vae.decode(z / self.vae.config.scaling_factor).sample
-        x = ((x.detach().float().clamp(-1, 1) + 1) * 127.5).round().to("cpu")
-        return x.permute(0, 2, 3, 1).to(torch.uint8).numpy()
+        return to_uint8_images(x)
 
     # ---------------------------------------------------------------- sampling
     def sample_latents(self, prompts: list[str], seeds: list[int], steps: int | None = None,

@@ -282,6 +282,16 @@ def from_uint8_images(images: "np.ndarray", device: str | None = None) -> "torch
     return x.to(device) if device else x
 
 
+def tokenize_padded(tokenizer: Any, prompts: list[str], max_tokens: int,
+                    device: str) -> tuple["torch.Tensor", "torch.Tensor"]:
+    """Token ids and attention mask ``(N, T)`` padded / truncated to ``max_tokens`` (T), on ``device``."""
+    if isinstance(prompts, str) or not all(isinstance(p, str) for p in prompts):
+        raise ValueError("prompts must be a list of strings")
+    batch = tokenizer(list(prompts), padding="max_length", truncation=True, max_length=max_tokens,
+                      return_tensors="pt")
+    return batch["input_ids"].to(device), batch["attention_mask"].to(device)
+
+
 def guided_denoise(model: Any, scheduler: Any, x: "torch.Tensor", states: "torch.Tensor", guidance: float,
                    stop_after: int | None = None, callback: Callable[[int, int], None] | None = None,
                    trajectory: list | None = None) -> tuple["torch.Tensor", int]:
@@ -338,11 +348,7 @@ class FaceWorldDiffusion:
 
     def tokenize(self, prompts: list[str]) -> tuple["torch.Tensor", "torch.Tensor"]:
         """Token ids and attention mask ``(N, T)``, padded to ``max_tokens`` (SD's convention)."""
-        if isinstance(prompts, str) or not all(isinstance(p, str) for p in prompts):
-            raise ValueError("prompts must be a list of strings")
-        batch = self.tokenizer(list(prompts), padding="max_length", truncation=True,
-                               max_length=self.max_tokens, return_tensors="pt")
-        return batch["input_ids"].to(self.device), batch["attention_mask"].to(self.device)
+        return tokenize_padded(self.tokenizer, prompts, self.max_tokens, self.device)
 
     def encode_prompts(self, prompts: list[str], text_encoder=None) -> "torch.Tensor":
         """Last hidden states of the text encoder, ``(N, T, D)`` with T = max_tokens.
