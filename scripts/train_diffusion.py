@@ -345,15 +345,13 @@ def train(config: TrainConfig) -> dict:
         log(f"autoencoder: loaded {vae_path}")
     else:  # trained on the FULL pool, shared by every variant (as SD's VAE is by its fine-tunes)
         vae = train_autoencoder(config, images, log)
-    images = images[keep]
-    sample_model = D.assemble(D.build_unet(config.unet), config.unet, config.text_encoder, vae, device="cpu",
-                              text_encoder_seed=config.seed)
-    pool = torch.cat([sample_model.encode_images(images[i:i + 256])
-                      for i in range(0, len(images), 256)])  # (P, C, h, w) scaled latents
-
     unet = D.build_unet(config.unet, seed=config.seed).train()
     ema = D.build_unet(config.unet, seed=config.seed).requires_grad_(False).eval()
     ema.load_state_dict(unet.state_dict())
+    sample_model = D.assemble(ema, config.unet, config.text_encoder, vae, device="cpu", text_encoder_seed=config.seed)
+    images = images[keep]
+    pool = torch.cat([sample_model.encode_images(images[i:i + 256])
+                      for i in range(0, len(images), 256)])  # (P, C, h, w) scaled latents
     optimizer = torch.optim.AdamW(unet.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     noise_scheduler = D.make_noise_scheduler()
     alphas_cumprod = noise_scheduler.alphas_cumprod  # (1000,)
@@ -377,7 +375,6 @@ def train(config: TrainConfig) -> dict:
         log(f"start: {n_params / 1e6:.2f}M params, config {json.dumps(config.to_dict())}")
 
     asset_path = config.resolved_asset_path()
-    sample_model.unet = ema
 
     def write_outputs(current_step: int, elapsed: float, loss_avg: float) -> None:
         tmp = ckpt_path.with_suffix(".tmp")
