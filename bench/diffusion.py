@@ -2,7 +2,7 @@
 
 For ``<method>`` in uce, esd_x, esd_u, fewshot_te, salun, advunlearn and ``<concept>`` in glasses, hat:
 ``diffusion.<method>.<concept>.presence_after`` (share of concept-prompt images still showing it),
-``.collateral_max_pts`` (largest adherence drop on neighbouring / unrelated prompts), ``.seconds``
+``.collateral_max_pts`` (largest adherence drop of the neighbouring or the unrelated prompt group), ``.seconds``
 (the method's run, checks included), ``.attack_asr`` (UnlearnDiffAtk) and ``.synonym_presence``
 (held-out wordings); ``diffusion.base.<concept>.presence`` (before) and ``diffusion.gold.glasses.*``
 for the model retrained without glasses. Few-shot forget images are picked automatically: base
@@ -20,7 +20,7 @@ from typing import Iterator
 
 METHODS = ("uce", "esd_x", "esd_u", "fewshot_te", "salun", "advunlearn")
 CONCEPTS = ("glasses", "hat")
-EVAL_PROMPTS, EVAL_SEEDS = 3, 4          # 9 concept / neighbour / unrelated prompts x 4 seeds
+EVAL_PROMPTS, EVAL_SEEDS = 3, 8          # 3 concept / neighbour / unrelated prompts x 8 seeds: 24 images a group
 FEWSHOT_IMAGES = 4
 ATTACK = {"prompts": 2, "seeds": 1, "steps": 10, "timesteps": 2}
 SYNONYM_SEEDS = 2
@@ -60,13 +60,13 @@ def _attack_scores(base, model, concept: str) -> tuple[float, float]:
     return asr, synonyms
 
 
-def _rows(prefix: str, before, after, specs, seconds: float | None, asr: float, synonyms: float) -> Iterator[dict]:
+def _rows(prefix: str, before, after, seconds: float | None, asr: float, synonyms: float) -> Iterator[dict]:
     from backends.diffusion.evaluation import collateral_pts
 
     yield {"name": f"{prefix}.presence_after", "value": round(after.presence, 4), "unit": "fraction"}
     yield {"name": f"{prefix}.presence_unasked_after", "value": round(after.adherence["neutral"], 4),
            "unit": "fraction"}
-    yield {"name": f"{prefix}.collateral_max_pts", "value": round(collateral_pts(before, after, specs), 2),
+    yield {"name": f"{prefix}.collateral_max_pts", "value": round(collateral_pts(before, after), 2),
            "unit": "pts"}
     yield {"name": f"{prefix}.frechet_clip", "value": round(after.frechet or 0.0, 4), "unit": ""}
     if seconds is not None:
@@ -91,7 +91,7 @@ def run(methods: tuple[str, ...] = METHODS, concepts: tuple[str, ...] = CONCEPTS
     be = registry.backend("diffusion")
     base = registry.preset("diffusion", "faceworld").load(pick_device())
     for concept in concepts:
-        specs, before, _ = score_models(base, [], concept, EVAL_PROMPTS, EVAL_SEEDS)
+        _, before, _ = score_models(base, [], concept, EVAL_PROMPTS, EVAL_SEEDS)
         yield {"name": f"diffusion.base.{concept}.presence", "value": round(before.presence, 4), "unit": "fraction"}
         yield {"name": f"diffusion.base.{concept}.presence_unasked", "value": round(before.adherence["neutral"], 4),
                "unit": "fraction"}
@@ -109,7 +109,7 @@ def run(methods: tuple[str, ...] = METHODS, concepts: tuple[str, ...] = CONCEPTS
             seconds = time.time() - started
             _, before, (after,) = score_models(base, [edited], concept, EVAL_PROMPTS, EVAL_SEEDS)
             asr, synonyms = _attack_scores(base, edited, concept)
-            yield from _rows(f"diffusion.{method}.{concept}", before, after, specs, seconds, asr, synonyms)
+            yield from _rows(f"diffusion.{method}.{concept}", before, after, seconds, asr, synonyms)
         for name, load in base.gold.items():
             if gold_standard and name == concept:
                 try:
@@ -119,7 +119,7 @@ def run(methods: tuple[str, ...] = METHODS, concepts: tuple[str, ...] = CONCEPTS
                     continue
                 _, before, (after,) = score_models(base, [gold], concept, EVAL_PROMPTS, EVAL_SEEDS)
                 asr, synonyms = _attack_scores(base, gold, concept)
-                yield from _rows(f"diffusion.gold.{concept}", before, after, specs, None, asr, synonyms)
+                yield from _rows(f"diffusion.gold.{concept}", before, after, None, asr, synonyms)
 
 
 if __name__ == "__main__":

@@ -55,9 +55,12 @@ def judge_scores(model: "DiffusionModel", images: "np.ndarray", specs: list["Pro
     return EditScores(presence=adherence.get("concept", 0.0), adherence=adherence, per_prompt=per_prompt)
 
 
-def collateral_pts(before: EditScores, after: EditScores, specs: list["PromptSpec"]) -> float:
-    """Largest adherence drop, in points, over neighbouring and unrelated prompts."""
-    drops = [100.0 * (before.per_prompt[s.prompt] - after.per_prompt[s.prompt]) for s in specs if s.group in ("neighbour", "unrelated")]
+def collateral_pts(before: EditScores, after: EditScores) -> float:
+    """Largest adherence drop, in points, of the neighbouring and of the unrelated prompt group.
+
+    Per group, not per prompt: a prompt has only a few seeds, so one flipped image would move its
+    adherence by 100 / seeds points and the maximum over prompts would mostly measure that noise."""
+    drops = [100.0 * (before.adherence[g] - after.adherence[g]) for g in ("neighbour", "unrelated") if g in before.adherence]
     return max(drops) if drops else 0.0
 
 
@@ -83,7 +86,7 @@ def score_models(base: "DiffusionModel", others: list["DiffusionModel"], concept
     return specs, base_scores, scores
 
 
-def _judged_rows(specs: list["PromptSpec"], before: EditScores, after: EditScores, prefix: str = "") -> list[MetricRow]:
+def _judged_rows(before: EditScores, after: EditScores, prefix: str = "") -> list[MetricRow]:
     return [
         MetricRow(f"{prefix}Concept presence (concept prompts)", 100 * before.presence, 100 * after.presence, "%",
                   "lower", "Share of concept-prompt images the FaceWorld CLIP judge sees the concept in."),
@@ -96,8 +99,8 @@ def _judged_rows(specs: list["PromptSpec"], before: EditScores, after: EditScore
         MetricRow(f"{prefix}Concept presence unasked (prompt 'a face')", 100 * before.adherence.get("neutral", 0.0),
                   100 * after.adherence.get("neutral", 0.0), "%", "lower",
                   "How often the concept appears when nobody asks for it: the floor text-based erasure can reach."),
-        MetricRow(f"{prefix}Collateral: largest adherence drop", 0.0, collateral_pts(before, after, specs), "pts",
-                  "lower", "Largest drop in adherence over neighbouring and unrelated prompts."),
+        MetricRow(f"{prefix}Collateral: largest adherence drop", 0.0, collateral_pts(before, after), "pts",
+                  "lower", "Largest adherence drop of the neighbouring or the unrelated prompt group."),
         MetricRow(f"{prefix}Fréchet distance to base (CLIP space)", 0.0, after.frechet, "", "lower",
                   "Fréchet distance between CLIP image embeddings of the base's and this model's images "
                   "(same prompts and seeds; few images, so compare runs of the same size)."),
@@ -150,7 +153,7 @@ def evaluate_edit(base: "DiffusionModel", edited: "DiffusionModel", concept: str
                 if ctx is not None:
                     ctx.log(f"gold standard for {name!r} unavailable: {exc}")
     specs, before, afters = score_models(base, [edited] + [g for _, g in golds], concept, per_group, seeds, ctx)
-    rows = _judged_rows(specs, before, afters[0])
+    rows = _judged_rows(before, afters[0])
     for (name, _), scores in zip(golds, afters[1:]):
-        rows += _judged_rows(specs, before, scores, prefix=f"Gold (retrained without {name}): ")
+        rows += _judged_rows(before, scores, prefix=f"Gold (retrained without {name}): ")
     return rows
