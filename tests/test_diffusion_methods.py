@@ -257,3 +257,36 @@ def test_fewshot_trains_bert_mlp_and_last_self_attention(tiny):
     assert "encoder.layer.0.intermediate.dense.weight" in names and "encoder.layer.1.output.dense.weight" in names
     assert "encoder.layer.1.attention.self.query.weight" in names
     assert not any("attention.output" in n or "layer.0.attention" in n or "embeddings" in n for n in names)
+
+
+def test_retain_prompts_never_use_the_evaluation_wording():
+    from backends.diffusion.metrics import eval_prompts, retain_prompts
+
+    for concept in ("glasses", "hat", "beard", "smiling", "blond hair"):
+        evaluated = {s.prompt for s in eval_prompts(concept, True, 6)}
+        kept = retain_prompts(concept, True)
+        assert kept and not evaluated & set(kept), concept
+        assert not any(word in p for p in retain_prompts(concept, True, ("neighbour",)) for word in ("blond", "background"))
+
+
+def test_reworded_prompts_swap_the_concept_for_its_absence():
+    from types import SimpleNamespace
+
+    from backends.diffusion.common import reworded_prompts
+
+    model = SimpleNamespace(faceworld=True, neutral_prompt="a face")
+    prompts = ["a face wearing sunglasses", "a bearded face", "a face with blond hair"]
+    assert reworded_prompts(model, prompts[:1], "glasses") == ["a face"]
+    assert reworded_prompts(model, prompts[:1], "glasses", absent=True) == ["a face without glasses"]
+    assert reworded_prompts(model, prompts[1:2], "beard", absent=True) == ["a clean-shaven face"]
+    assert reworded_prompts(model, prompts[2:], "blond hair", absent=True) == ["a face"]  # hair has no absent value
+    assert reworded_prompts(model, ["a red car"], "glasses", absent=True) == ["a face"]
+
+
+def test_collateral_is_the_largest_group_drop():
+    from backends.diffusion.evaluation import EditScores, collateral_pts
+
+    before = EditScores(1.0, {"concept": 1.0, "neighbour": 0.75, "unrelated": 1.0}, {})
+    after = EditScores(0.0, {"concept": 0.0, "neighbour": 0.5, "unrelated": 0.875}, {})
+    assert collateral_pts(before, after) == pytest.approx(25.0)
+    assert collateral_pts(after, before) == pytest.approx(-12.5)

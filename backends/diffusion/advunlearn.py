@@ -15,8 +15,9 @@ x_t is sampled from the frozen model with guidance 3 as in ESD. Only the text en
 vocabulary); the UNet is the original one.
 
 Authors' defaults: 1000 iterations, lr 1e-5, warm-up 200, attack 30 steps at lr 1e-3, k = 1,
-gamma 0.3, eta 1. Ours keep k, gamma, eta and the attack learning rate and shrink the iteration
-and attack-step counts for a 2-core CPU (see the field help).
+gamma 0.3, eta 1 in their form of the target, eps_null - eta * (eps_c - eps_null), which is eta 2
+in ours (ESD's current code writes it our way). Ours keep k, gamma, that target and the attack
+learning rate and shrink the iteration and attack-step counts for a 2-core CPU (see the field help).
 """
 from __future__ import annotations
 
@@ -26,10 +27,10 @@ from typing import TYPE_CHECKING
 from backends.config import param
 from backends.contract import MethodCall
 from backends.diffusion.common import (
-    adam, check_concept_drawn, concept_field, esd_target, eval_prompts, eval_prompts_field, eval_seeds_field,
-    NoisyPool, training_prompts,
+    adam, check_concept_drawn, concept_field, esd_target, eval_prompts_field, eval_seeds_field, NoisyPool,
+    training_prompts,
 )
-from backends.diffusion.metrics import check_concept_text
+from backends.diffusion.metrics import check_concept_text, retain_prompts
 from backends.registry import register_method
 
 if TYPE_CHECKING:
@@ -38,14 +39,17 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class AdvUnlearnConfig:
-    """AdvUnlearn settings (authors: 1000 iterations, lr 1e-5, warm-up 200, attack 30 steps, k 1, gamma 0.3)."""
+    """AdvUnlearn settings (authors: 1000 iterations, lr 1e-5, warm-up 200, attack 30 steps, k 1, gamma 0.3, eta 1
+    in their form of the ESD target, 2 in ours)."""
 
     concept: str = concept_field()
     iterations: int = param(60, min=1, max=5000, help="Outer iterations (authors: 1000).")
     warmup: int = param(10, min=0, max=5000, help="Iterations without the attack first (authors: 200).")
     lr: float = param(3e-4, min=1e-7, max=1e-2,
                       help="Adam learning rate of the text encoder (authors: 1e-5 on SD's CLIP).")
-    eta: float = param(1.0, min=0.0, max=10.0, help="Negative guidance of the ESD target (authors: 1).")
+    eta: float = param(2.0, min=0.0, max=10.0,
+                       help="Negative guidance of the ESD target eps_c - eta (eps_c - eps_null); the authors' 1 in "
+                            "their form eps_null - eta (eps_c - eps_null) is the same target, 2 here.")
     gamma: float = param(0.3, min=0.0, max=10.0, help="Weight of the retain loss (authors: 0.3).")
     prefix_tokens: int = param(1, min=1, max=8, help="Adversarial tokens k prepended to the prompt (authors: 1).")
     attack_steps: int = param(3, min=1, max=100, help="Inner attack steps per iteration (authors: 30).")
@@ -83,7 +87,7 @@ def run(call: MethodCall) -> None:
     cfg: AdvUnlearnConfig = call.config
     model: DiffusionModel = call.model
     prompts = training_prompts(model, cfg.concept)
-    retain = [s.prompt for s in eval_prompts(cfg.concept, model.faceworld, 6) if s.group in ("neighbour", "unrelated")]
+    retain = retain_prompts(cfg.concept, model.faceworld)
     check_concept_drawn(call.base, cfg.concept, call.ctx, cfg.eval_seeds, cfg.eval_prompts)
     frozen = model.frozen_view()
     encoder = model.editable_text_encoder()
@@ -124,12 +128,12 @@ def run(call: MethodCall) -> None:
                 prefix = delta.detach()
             unlearn_loss = mse(frozen.predict_noise(x_t, t, model.encode(prompt, encoder, prefix=prefix)), target)
             picks = torch.randint(0, len(retain), (cfg.retain_batch,), generator=generator).tolist()
-            retain_prompts = [retain[j] for j in picks]
-            x_r = x_t.expand(len(retain_prompts), -1, -1, -1)
-            t_r = t.expand(len(retain_prompts))
+            retain_batch = [retain[j] for j in picks]
+            x_r = x_t.expand(len(retain_batch), -1, -1, -1)
+            t_r = t.expand(len(retain_batch))
             with torch.no_grad():
-                retain_target = frozen.predict_noise(x_r, t_r, frozen.encode(retain_prompts))
-            retain_loss = mse(frozen.predict_noise(x_r, t_r, model.encode(retain_prompts, encoder)), retain_target)
+                retain_target = frozen.predict_noise(x_r, t_r, frozen.encode(retain_batch))
+            retain_loss = mse(frozen.predict_noise(x_r, t_r, model.encode(retain_batch, encoder)), retain_target)
             loss = unlearn_loss + cfg.gamma * retain_loss
             optimiser.zero_grad(set_to_none=True)
             loss.backward()

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from backends.config import param
 from backends.diffusion.metrics import (
     CONCEPT_TEMPLATES, check_concept_text, eval_prompts, faceworld_concept_prompts, normalise_concept,
-    resolve_concept,
+    resolve_concept, retain_prompts,
 )
 
 if TYPE_CHECKING:
@@ -151,6 +151,34 @@ def esd_target(model: "DiffusionModel", x_t: "torch.Tensor", t: "torch.Tensor", 
     return eps_c - eta * (eps_c - eps_null)
 
 
+def reworded_prompts(model: "DiffusionModel", prompts: list[str], concept: str, absent: bool = False) -> list[str]:
+    """Each prompt with the concept's FaceWorld wording removed ("a face wearing glasses" -> "a face")
+    or, with ``absent``, replaced by the wording of the attribute's absent value ("a face without
+    glasses", "a clean-shaven face"; removal for attributes without one, such as hair). The model's
+    neutral prompt where no wording is found, for free-text concepts and off FaceWorld."""
+    target = resolve_concept(concept)
+    if not model.faceworld or target.attr is None:
+        return [model.neutral_prompt] * len(prompts)
+    from backends.faceworld.world import ABSENT_VALUES, PHRASES
+
+    wordings = {w: kind for v in target.values for kind in ("post", "adj") for w in PHRASES[(target.attr, v)][kind]}
+    no_value = ABSENT_VALUES.get(target.attr)
+    opposite = PHRASES[(target.attr, no_value)] if absent and no_value and no_value not in target.values else None
+    reworded = []
+    for prompt in prompts:
+        found = next((w for w in sorted(wordings, key=len, reverse=True) if f" {w}" in f" {prompt}"), None)
+        if found is None:
+            reworded.append(model.neutral_prompt)
+            continue
+        kind, suffix = wordings[found], ""
+        swap = opposite[kind][0] if opposite and opposite[kind] else ""
+        if opposite and not swap:  # an adjective with no absent adjective: say it after the noun
+            suffix = " " + opposite["post"][0]
+        text = " ".join(prompt.replace(found, f" {swap} ").split()).strip(" ,") + suffix
+        reworded.append(text.strip() or model.neutral_prompt)
+    return reworded
+
+
 def concept_images(model: "DiffusionModel", concept: str, count: int, seed: int = 10_000,
                    max_tries: int = 4) -> tuple["np.ndarray", list[str]]:
     """``count`` base-model images of the concept (kept only when the judge sees it, if there is one)."""
@@ -174,9 +202,10 @@ def concept_images(model: "DiffusionModel", concept: str, count: int, seed: int 
 
 
 def retain_images(model: "DiffusionModel", concept: str, count: int, seed: int = 20_000) -> tuple["np.ndarray", list[str]]:
-    """``count`` base-model images of neighbouring and unrelated prompts (retain set)."""
-    specs = [s for s in eval_prompts(concept, model.faceworld, 6) if s.group in ("neighbour", "unrelated")]
-    prompts = [specs[i % len(specs)].prompt for i in range(count)]
+    """``count`` base-model images of neighbouring and unrelated prompts (retain set, worded apart from
+    the evaluation's prompts)."""
+    pool = retain_prompts(concept, model.faceworld)
+    prompts = [pool[i % len(pool)] for i in range(count)]
     return model.generate(prompts, [seed + i for i in range(count)]), prompts
 
 

@@ -167,11 +167,33 @@ def eval_prompts(concept: str, faceworld: bool, per_group: int) -> list[PromptSp
 
     target = resolve_concept(from_text)
     specs = [PromptSpec(p, "concept", target) for p in faceworld_concept_prompts(target)[:per_group]]
+    for group, values in _other_values(target).items():
+        specs += [PromptSpec(attribute_prompts(a, v)[0], group, _value_target(a, v)) for a, v in values[:per_group]]
+    return specs + [PromptSpec(NEUTRAL_PROMPT, "neutral", target)]
+
+
+def retain_prompts(concept: str, faceworld: bool, groups: tuple[str, ...] = ("neighbour", "unrelated")) -> list[str]:
+    """Prompts a method keeps the model's behaviour on (retain / preserve sets), by group.
+
+    On FaceWorld: the attribute values of the evaluation's neighbouring and unrelated groups, worded
+    as the evaluation never words them (it uses each value's first canonical prompt, these the
+    others), so collateral damage is measured on prompts no method trained on. Elsewhere: the
+    generic prompts (there is no judge to score them)."""
+    from_text = check_concept_text(concept)
+    if not faceworld:
+        generic = {"neighbour": GENERIC_NEIGHBOURS, "unrelated": GENERIC_UNRELATED}
+        return [p for g in groups for p in generic[g]]
+    from backends.faceworld.world import attribute_prompts
+
+    values = _other_values(resolve_concept(from_text))
+    return [p for g in groups for a, v in values[g] for p in attribute_prompts(a, v)[1:]]
+
+
+def _other_values(target: "ConceptTarget") -> dict[str, list[tuple[str, str]]]:
+    """FaceWorld (attribute, value) pairs of the neighbouring and unrelated groups of a concept."""
     neighbours = neighbour_values(target)
     unrelated = [(a, v) for a, v in UNRELATED if a != target.attr and (a, v) not in neighbours]
-    specs += [PromptSpec(attribute_prompts(a, v)[0], "neighbour", _value_target(a, v)) for a, v in neighbours[:per_group]]
-    specs += [PromptSpec(attribute_prompts(a, v)[0], "unrelated", _value_target(a, v)) for a, v in unrelated[:per_group]]
-    return specs + [PromptSpec(NEUTRAL_PROMPT, "neutral", target)]
+    return {"neighbour": neighbours, "unrelated": unrelated}
 
 
 def neighbour_values(target: ConceptTarget) -> list[tuple[str, str]]:

@@ -4,8 +4,10 @@
    keep the top ``mask_ratio`` of |g| entries across all UNet weights (one global threshold).
 2. Random-label objective, gradients multiplied by the mask before each step:
    MSE(eps_theta(x_t^f, c_f), stopgrad eps_theta(x_t^f, c')) + alpha * MSE(eps_theta(x_t^r, c_r), eps)
-   where c' is another concept's prompt (here the preset's neutral prompt, e.g. "a face") and the
-   retain term is the standard diffusion loss on retain images.
+   where c' is another concept's prompt (here, by default, the forget prompt reworded to the
+   concept's absence: "a face wearing glasses" -> "a face without glasses"; the neutral prompt "a
+   face" would still draw glasses as often as the data has them) and the retain term is the
+   standard diffusion loss on retain images.
 
 Forget images: base-model generations of the concept's prompts the judge sees the concept in;
 retain images: generations of neighbouring and unrelated prompts. Authors' defaults: mask 50%,
@@ -21,6 +23,7 @@ from backends.config import param
 from backends.contract import MethodCall
 from backends.diffusion.common import (
     adam, check_concept_drawn, concept_field, concept_images, eval_prompts_field, eval_seeds_field, retain_images,
+    reworded_prompts,
 )
 from backends.diffusion.metrics import check_concept_text
 from backends.registry import register_method
@@ -37,7 +40,8 @@ class SalUnConfig:
 
     concept: str = concept_field()
     pseudo_prompt: str = param("", max_length=120,
-                               help="Prompt c' whose prediction replaces the concept's; empty = neutral prompt.")
+                               help="Prompt c' whose prediction replaces the concept's; empty = each forget prompt "
+                                    "reworded to the concept's absence (\"a face without glasses\").")
     forget_count: int = param(12, min=1, max=256, help="Forget images generated from the concept's prompts.")
     retain_count: int = param(12, min=1, max=256, help="Retain images from neighbouring / unrelated prompts.")
     mask_ratio: float = param(0.5, min=0.01, max=1.0, help="Share of UNet weights SalUn may change (authors: 0.5).")
@@ -82,12 +86,15 @@ def run(call: MethodCall) -> None:
     retain_imgs, retain_prompts = retain_images(call.base, cfg.concept, cfg.retain_count, seed=20_000 + cfg.seed)
     z_forget = model.images_to_latents(forget_imgs)  # (F, C, h, w)
     z_retain = model.images_to_latents(retain_imgs)  # (R, C, h, w)
-    pseudo = cfg.pseudo_prompt.strip() or model.neutral_prompt
+    if cfg.pseudo_prompt.strip():
+        pseudo_prompts = [cfg.pseudo_prompt.strip()] * len(forget_prompts)
+    else:
+        pseudo_prompts = reworded_prompts(model, forget_prompts, cfg.concept, absent=True)
     generator = torch.Generator().manual_seed(cfg.seed)
     with torch.no_grad():
         forget_states = model.encode(forget_prompts)  # (F, T, D)
         retain_states = model.encode(retain_prompts)  # (R, T, D)
-        pseudo_states = model.encode([pseudo])  # (1, T, D)
+        pseudo_states = model.encode(pseudo_prompts)  # (F, T, D), row i is c' of forget prompt i
 
     unet = model.editable_unet()
     params = dict(unet.named_parameters())
@@ -114,7 +121,7 @@ def run(call: MethodCall) -> None:
             r = torch.randint(0, len(z_retain), (cfg.batch,), generator=generator)
             x_f, _, t_f = model.add_noise(z_forget[f], generator)
             with torch.no_grad():
-                pseudo_target = model.predict_noise(x_f, t_f, pseudo_states.expand(len(f), -1, -1), unet)
+                pseudo_target = model.predict_noise(x_f, t_f, pseudo_states[f], unet)
             forget_loss = torch.nn.functional.mse_loss(model.predict_noise(x_f, t_f, forget_states[f], unet),
                                                        pseudo_target)
             x_r, eps_r, t_r = model.add_noise(z_retain[r], generator)
