@@ -152,8 +152,8 @@ def run(call: MethodCall) -> None:
         erase_prompts += prompts
         guides += guide_prompts(model, prompts, concept, cfg.guide)
     preserve_prompts = [p for concept in preserve for p in training_prompts(model, concept)]
-    if cfg.preserve_neighbours:
-        preserve_prompts += retain_prompts(cfg.concept, model.faceworld, groups=("neighbour",)) if model.faceworld else []
+    if cfg.preserve_neighbours and model.faceworld:  # free-text concepts on SD have no known neighbours
+        preserve_prompts += retain_prompts(cfg.concept, True, groups=("neighbour",))
     check_concept_drawn(call.base, cfg.concept, call.ctx, cfg.eval_seeds, cfg.eval_prompts)
 
     call.ctx.phase("editing cross-attention K/V")
