@@ -4,8 +4,10 @@ from __future__ import annotations
 import os
 
 
-def pick_device() -> str:
-    """``UNLEARNING_LAB_DEVICE`` if set, else "cuda" when available, else "cpu"."""
+def pick_device(device: str | None = None) -> str:
+    """``device`` when given; else ``UNLEARNING_LAB_DEVICE`` if set, else "cuda" when available, else "cpu"."""
+    if device:
+        return device
     forced = os.environ.get("UNLEARNING_LAB_DEVICE")
     if forced:
         if forced not in ("cpu", "cuda") and not forced.startswith("cuda:"):

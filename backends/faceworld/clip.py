@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from backends.device import pick_device
 from backends.faceworld import expected_load_notices_silenced, world
 
 if TYPE_CHECKING:
@@ -251,21 +252,10 @@ _CACHE: dict[tuple[str, str], FaceWorldClip] = {}
 _CACHE_LOCK = threading.Lock()
 
 
-def _pick_device(device: str | None) -> str:
-    if device:
-        return device
-    try:
-        from backends.device import pick_device
-    except ImportError:
-        import torch
-
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return pick_device()
-
 
 def load_clip(device: str | None = None, path: str | os.PathLike | None = None) -> FaceWorldClip:
     """The trained FaceWorld CLIP (cached per process and device)."""
-    device = _pick_device(device)
+    device = pick_device(device)
     weights = Path(path) if path is not None else ASSET_PATH
     key = (str(weights.resolve()), device)
     with _CACHE_LOCK:

@@ -29,6 +29,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
+from backends.device import pick_device
 from backends.faceworld import expected_load_notices_silenced
 
 if TYPE_CHECKING:
@@ -153,19 +154,6 @@ class AutoencoderConfig:
 
 
 TINY_AUTOENCODER = AutoencoderConfig(block_out_channels=(8, 8, 8), norm_num_groups=4)
-
-
-def pick_device(device: str | None = None) -> str:
-    """``device`` if given, else the project's choice (CUDA when available, else CPU)."""
-    if device is not None:
-        return device
-    try:
-        from backends.device import pick_device as project_pick_device
-    except ImportError:
-        import torch
-
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return project_pick_device()
 
 
 def _set_offline_env() -> None:

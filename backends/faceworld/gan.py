@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from backends.device import pick_device
+
 if TYPE_CHECKING:
     import torch
 
@@ -33,17 +35,6 @@ VARIANTS: dict[str, str] = {
 _GENERATE_CHUNK = 16
 _CACHE: dict[tuple[str, str], FaceWorldGAN] = {}
 
-
-def _pick_device(device: str | None) -> str:
-    if device is not None:
-        return device
-    try:
-        from backends.device import pick_device
-    except ImportError:
-        import torch
-
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return pick_device()
 
 
 def select_parameters(generator: "torch.nn.Module", known_groups: dict[str, list[str]],
@@ -209,7 +200,7 @@ def build_networks(config: GANConfig | dict | None = None, seed: int = 0) -> tup
 def random_gan(config: GANConfig | dict | None = None, seed: int = 0, device: str | None = None) -> FaceWorldGAN:
     """Untrained seeded GAN (tests, training start)."""
     generator, discriminator = build_networks(config, seed)
-    return FaceWorldGAN(generator.eval(), discriminator.eval(), _pick_device(device), variant="random")
+    return FaceWorldGAN(generator.eval(), discriminator.eval(), pick_device(device), variant="random")
 
 
 def save_gan(path: str | Path, generator: Generator, discriminator: Discriminator | None,
@@ -251,7 +242,7 @@ def load_gan_file(path: str | Path, device: str | None = None, variant: str = "c
         discriminator.load_state_dict(d_state)
         discriminator.eval().requires_grad_(False)
     generator.eval().requires_grad_(False)
-    gan = FaceWorldGAN(generator, discriminator, _pick_device(device), variant=variant)
+    gan = FaceWorldGAN(generator, discriminator, pick_device(device), variant=variant)
     gan.metadata = meta
     return gan
 
@@ -260,7 +251,7 @@ def load_gan(variant: str = "base", device: str | None = None) -> FaceWorldGAN:
     """Shipped FaceWorld GAN, cached per (variant, device). Frozen: use .clone() for a trainable copy."""
     if variant not in VARIANTS:
         raise ValueError(f"unknown GAN variant {variant!r}; valid: {sorted(VARIANTS)}")
-    device = _pick_device(device)
+    device = pick_device(device)
     key = (variant, device)
     if key not in _CACHE:
         path = ASSET_DIR / VARIANTS[variant]
