@@ -62,14 +62,20 @@ NOISE_SCHEDULE: dict[str, Any] = {
 }
 
 
-def _config_from_json(cls: type, text: str) -> Any:
-    """A frozen architecture dataclass from its JSON (lists back to tuples)."""
-    raw = json.loads(text)
-    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()})
+class _JsonConfig:
+    """JSON round trip of a frozen architecture dataclass (lists come back as tuples)."""
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> Any:
+        raw = json.loads(text)
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()})
 
 
 @dataclass(frozen=True)
-class UNetConfig:
+class UNetConfig(_JsonConfig):
     """Architecture of the UNet (a subset of ``UNet2DConditionModel``'s arguments).
 
     On 8x8 latents every level (8x8, 4x4, 2x2) and the mid block cross-attend to the text, as in
@@ -102,13 +108,6 @@ class UNetConfig:
             "cross_attention_dim": self.cross_attention_dim,
         }
 
-    def to_json(self) -> str:
-        return json.dumps(asdict(self))
-
-    @classmethod
-    def from_json(cls, text: str) -> "UNetConfig":
-        return _config_from_json(cls, text)
-
 
 TINY_UNET = UNetConfig(
     block_out_channels=(8, 16),
@@ -122,7 +121,7 @@ TINY_UNET = UNetConfig(
 
 
 @dataclass(frozen=True)
-class AutoencoderConfig:
+class AutoencoderConfig(_JsonConfig):
     """Architecture of the ``AutoencoderKL`` (SD's VAE, Rombach et al. 2022, at FaceWorld scale).
 
     ``len(block_out_channels) - 1`` stride-2 stages: 32x32x3 images <-> 8x8x8 latents.
@@ -144,13 +143,6 @@ class AutoencoderConfig:
             "latent_channels": self.latent_channels, "norm_num_groups": self.norm_num_groups,
             "scaling_factor": self.scaling_factor,
         }
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self))
-
-    @classmethod
-    def from_json(cls, text: str) -> "AutoencoderConfig":
-        return _config_from_json(cls, text)
 
 
 TINY_AUTOENCODER = AutoencoderConfig(block_out_channels=(8, 8, 8), norm_num_groups=4)
