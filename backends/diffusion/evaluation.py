@@ -60,7 +60,8 @@ def collateral_pts(before: EditScores, after: EditScores) -> float:
 
     Per group, not per prompt: a prompt has only a few seeds, so one flipped image would move its
     adherence by 100 / seeds points and the maximum over prompts would mostly measure that noise."""
-    drops = [100.0 * (before.adherence[g] - after.adherence[g]) for g in ("neighbour", "unrelated") if g in before.adherence]
+    groups = [g for g in ("neighbour", "unrelated") if g in before.adherence]
+    drops = [100.0 * (before.adherence[g] - after.adherence[g]) for g in groups]
     return max(drops) if drops else 0.0
 
 
