@@ -84,6 +84,8 @@ def run(call: MethodCall) -> None:
     """ESD-style erasure in the text encoder, against adversarial prefix tokens found on the fly."""
     import torch
 
+    from backends.diffusion.pipeline import trainable
+
     cfg: AdvUnlearnConfig = call.config
     model: DiffusionModel = call.model
     prompts = training_prompts(model, cfg.concept)
@@ -91,21 +93,16 @@ def run(call: MethodCall) -> None:
     check_concept_drawn(call.base, cfg.concept, call.ctx, cfg.eval_seeds, cfg.eval_prompts)
     frozen = model.frozen_view()
     encoder = model.editable_text_encoder()
-    params = []
-    for name, p in encoder.named_parameters():
-        p.requires_grad_(_trainable(name))
-        if p.requires_grad:
-            params.append(p)
-    optimiser = adam(params, cfg.lr)
-    generator = torch.Generator().manual_seed(cfg.seed)
-    mse = torch.nn.functional.mse_loss
-    vocabulary = frozen.token_embeddings().detach()  # (V, E)
-    special = set(model.tokenizer.all_special_ids)
-    pool = NoisyPool(frozen, cfg.sampler_steps, cfg.start_guidance, cfg.reuse, generator)
-    with torch.no_grad():
-        null_states = frozen.encode([""])  # (1, T, D)
-    call.ctx.phase("adversarial unlearning", total=cfg.iterations)
-    try:
+    with trainable(encoder, _trainable) as params:
+        optimiser = adam(params, cfg.lr)
+        generator = torch.Generator().manual_seed(cfg.seed)
+        mse = torch.nn.functional.mse_loss
+        vocabulary = frozen.token_embeddings().detach()  # (V, E)
+        special = set(model.tokenizer.all_special_ids)
+        pool = NoisyPool(frozen, cfg.sampler_steps, cfg.start_guidance, cfg.reuse, generator)
+        with torch.no_grad():
+            null_states = frozen.encode([""])  # (1, T, D)
+        call.ctx.phase("adversarial unlearning", total=cfg.iterations)
         for i in range(cfg.iterations):
             prompt = [prompts[(i // cfg.reuse) % len(prompts)]]
             x_t, t = pool.draw(prompt)
@@ -142,5 +139,3 @@ def run(call: MethodCall) -> None:
             if prefix is not None:
                 metrics["attack_loss"] = attack_loss
             call.ctx.step(i + 1, cfg.iterations, **metrics)
-    finally:
-        encoder.requires_grad_(False)

@@ -86,24 +86,21 @@ def train_esd(call: MethodCall, variant: str) -> None:
     """The ESD loop on the parameters ``TRAINED[variant]`` selects."""
     import torch
 
+    from backends.diffusion.pipeline import trainable
+
     cfg: ESDConfig = call.config
     model: DiffusionModel = call.model
     prompts = training_prompts(model, cfg.concept)
     check_concept_drawn(call.base, cfg.concept, call.ctx, cfg.eval_seeds, cfg.eval_prompts)
     frozen = model.frozen_view()  # the pre-edit modules, never trained
     unet = model.editable_unet()
-    params = []
-    for name, p in unet.named_parameters():
-        p.requires_grad_(TRAINED[variant](name))
-        if p.requires_grad:
-            params.append(p)
-    optimiser = adam(params, cfg.lr)
-    generator = torch.Generator().manual_seed(cfg.seed)
-    pool = NoisyPool(frozen, cfg.sampler_steps, cfg.start_guidance, cfg.reuse, generator)
-    with torch.no_grad():
-        null_states = frozen.encode([""])  # (1, T, D)
-    call.ctx.phase(f"training ({variant.replace('_', '-').upper()})", total=cfg.iterations)
-    try:
+    with trainable(unet, TRAINED[variant]) as params:
+        optimiser = adam(params, cfg.lr)
+        generator = torch.Generator().manual_seed(cfg.seed)
+        pool = NoisyPool(frozen, cfg.sampler_steps, cfg.start_guidance, cfg.reuse, generator)
+        with torch.no_grad():
+            null_states = frozen.encode([""])  # (1, T, D)
+        call.ctx.phase(f"training ({variant.replace('_', '-').upper()})", total=cfg.iterations)
         for i in range(cfg.iterations):
             window = i // cfg.reuse
             batch = [prompts[(window * cfg.batch + j) % len(prompts)] for j in range(cfg.batch)]
@@ -116,8 +113,6 @@ def train_esd(call: MethodCall, variant: str) -> None:
             loss.backward()
             optimiser.step()
             call.ctx.step(i + 1, cfg.iterations, loss=loss.item())
-    finally:
-        unet.requires_grad_(False)
 
 
 @register_method("diffusion", "esd_x", title="ESD-x (cross-attention)", config=ESDConfig, paper=PAPER)

@@ -72,22 +72,19 @@ def fewshot_erase(model: "DiffusionModel", images: Any, concept: str, cfg: FewSh
     """Gradient ascent of the denoising loss of ``images`` (uint8 (N, H, W, 3)) in the text encoder."""
     import torch
 
+    from backends.diffusion.pipeline import trainable
+
     prompts = training_prompts(model, concept)
     z0 = model.images_to_latents(images)  # (N, C, h, w)
     encoder = model.editable_text_encoder()
     selected = fewshot_trainable(encoder)
-    params = []
-    for name, p in encoder.named_parameters():
-        p.requires_grad_(selected(name))
-        if p.requires_grad:
-            params.append(p)
-    optimiser = adam(params, cfg.lr, betas=(0.9, 0.98))
-    generator = torch.Generator().manual_seed(cfg.seed)
-    steps_per_epoch = max(1, (len(z0) + cfg.batch - 1) // cfg.batch)
-    total = cfg.epochs * steps_per_epoch
-    ctx.phase("gradient ascent in the text encoder", total=total)
-    step = 0
-    try:
+    with trainable(encoder, selected) as params:
+        optimiser = adam(params, cfg.lr, betas=(0.9, 0.98))
+        generator = torch.Generator().manual_seed(cfg.seed)
+        steps_per_epoch = max(1, (len(z0) + cfg.batch - 1) // cfg.batch)
+        total = cfg.epochs * steps_per_epoch
+        ctx.phase("gradient ascent in the text encoder", total=total)
+        step = 0
         for _ in range(cfg.epochs):
             order = torch.randperm(len(z0), generator=generator).tolist()
             for b in range(steps_per_epoch):
@@ -101,8 +98,6 @@ def fewshot_erase(model: "DiffusionModel", images: Any, concept: str, cfg: FewSh
                 optimiser.step()
                 step += 1
                 ctx.step(step, total, loss=-denoising.item(), denoising_error=denoising.item())
-    finally:
-        encoder.requires_grad_(False)
 
 
 @register_method("diffusion", "fewshot_te", title="Few-shot text-encoder erasure", config=FewShotConfig,

@@ -78,6 +78,8 @@ def run(call: MethodCall) -> None:
     """Mask the UNet weights most salient for the concept, then map the concept to another prompt there."""
     import torch
 
+    from backends.diffusion.pipeline import trainable
+
     cfg: SalUnConfig = call.config
     model: DiffusionModel = call.model
     check_concept_drawn(call.base, cfg.concept, call.ctx, cfg.eval_seeds, cfg.eval_prompts)
@@ -98,8 +100,7 @@ def run(call: MethodCall) -> None:
 
     unet = model.editable_unet()
     params = dict(unet.named_parameters())
-    unet.requires_grad_(True)
-    try:
+    with trainable(unet, lambda name: True):
         call.ctx.phase("saliency mask", total=len(z_forget))
         grads = {name: torch.zeros_like(p) for name, p in params.items()}
         for start in range(0, len(z_forget), cfg.batch):
@@ -135,5 +136,3 @@ def run(call: MethodCall) -> None:
             optimiser.step()
             call.ctx.step(step + 1, cfg.steps, loss=loss.item(), forget_loss=forget_loss.item(),
                           retain_loss=retain_loss.item())
-    finally:
-        unet.requires_grad_(False)
