@@ -285,8 +285,6 @@ def run_paraphrase(call: "AttackCall") -> AttackResult:
     return AttackResult(summary, table, chart)
 
 
-
-
 # --------------------------------------------------------------------------------------------
 # Neuron Adjust: activation distributions of the selected neurons
 # --------------------------------------------------------------------------------------------
