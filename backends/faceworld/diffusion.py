@@ -220,11 +220,7 @@ def save_autoencoder(vae, config: AutoencoderConfig, path: Path, metadata: dict[
 
 def load_autoencoder_file(path: Path):
     """(autoencoder fp32, AutoencoderConfig, metadata) from a file written by :func:`save_autoencoder`."""
-    state, meta = _load_safetensors(path, "autoencoder_config")
-    config = AutoencoderConfig.from_json(meta["autoencoder_config"])
-    vae = build_autoencoder(config)
-    vae.load_state_dict(state)
-    return vae.requires_grad_(False).eval(), config, meta
+    return _load_safetensors(path, "autoencoder_config", AutoencoderConfig, build_autoencoder)
 
 
 def make_noise_scheduler():
@@ -483,8 +479,9 @@ def _save_safetensors(module, path: Path, metadata: dict[str, str], half: bool) 
     os.replace(tmp, path)
 
 
-def _load_safetensors(path: Path, config_key: str) -> tuple[dict, dict[str, str]]:
-    """(fp32 state dict, metadata); ValueError when the file lacks its architecture entry."""
+def _load_safetensors(path: Path, config_key: str, config_cls: type, build: Callable[[Any], Any]):
+    """(module fp32 in eval mode, its config, metadata) from a file of :func:`_save_safetensors`;
+    ValueError when the file lacks its architecture entry ``config_key``."""
     import torch
     from safetensors import safe_open
     from safetensors.torch import load_file
@@ -493,7 +490,10 @@ def _load_safetensors(path: Path, config_key: str) -> tuple[dict, dict[str, str]
         meta = dict(f.metadata() or {})
     if config_key not in meta:
         raise ValueError(f"{path} has no {config_key!r} metadata; it was not written by this module")
-    return {k: v.to(torch.float32) for k, v in load_file(str(path)).items()}, meta
+    config = config_cls.from_json(meta[config_key])
+    module = build(config)
+    module.load_state_dict({k: v.to(torch.float32) for k, v in load_file(str(path)).items()})
+    return module.requires_grad_(False).eval(), config, meta
 
 
 def save_unet(unet, unet_config: UNetConfig, path: Path, metadata: dict[str, str] | None = None,
@@ -510,11 +510,7 @@ def save_unet(unet, unet_config: UNetConfig, path: Path, metadata: dict[str, str
 
 def load_unet_file(path: Path):
     """(unet fp32, UNetConfig, metadata) from a file written by :func:`save_unet`."""
-    state, meta = _load_safetensors(path, "unet_config")
-    config = UNetConfig.from_json(meta["unet_config"])
-    unet = build_unet(config)
-    unet.load_state_dict(state)
-    return unet.requires_grad_(False).eval(), config, meta
+    return _load_safetensors(path, "unet_config", UNetConfig, build_unet)
 
 
 _CACHE: dict[tuple[str, str], FaceWorldDiffusion] = {}
