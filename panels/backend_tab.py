@@ -135,7 +135,8 @@ class BackendTab:
                 with gr.Column(scale=2):
                     c["progress"] = gr.HTML("", elem_id=f"{self.name}-progress")
                     c["curve"] = gr.Plot(label="Live loss / metrics", elem_id=f"{self.name}-curve")
-                    c["metrics"] = gr.Dataframe(headers=fmt.METRIC_HEADERS, value=[], interactive=False,
+                    c["metrics"] = gr.Dataframe(headers=fmt.METRIC_HEADERS, value=[], interactive=False, wrap=True,
+                                                column_widths=["44%", "14%", "14%", "14%", "14%"],
                                                 label="Metrics before / after", elem_id=f"{self.name}-metrics")
                     with gr.Accordion("Job log", open=False):
                         c["log"] = gr.Textbox(lines=8, max_lines=20, show_label=False, interactive=False)
