@@ -1,6 +1,6 @@
 """Take the README screenshot from the real running app in headless Chromium.
 
-    python scripts/screenshot.py [--out assets/screenshot.png] [--tab gan]
+    python scripts/screenshot.py [--out assets/screenshot.png] [--tab gan] [--unlearn] [--full-page]
 
 Starts ``python app.py`` on a free port, generates samples on the chosen tab, runs its default
 method, and saves a screenshot of the page.
@@ -30,6 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=str(ROOT / "assets" / "screenshot.png"))
     parser.add_argument("--tab", default="gan", help="backend tab to show")
     parser.add_argument("--unlearn", action="store_true", help="also run the default method before the shot")
+    parser.add_argument("--full-page", action="store_true", help="shoot the whole page, not the first screen")
     args = parser.parse_args(argv)
 
     from selenium import webdriver
@@ -71,6 +72,10 @@ def main(argv: list[str] | None = None) -> int:
                        or "⚠" in d.find_element(By.ID, f"{args.tab}-progress").text)
             time.sleep(3)
         driver.execute_script("window.scrollTo(0, 0)")
+        if args.full_page:
+            height = driver.execute_script("return document.documentElement.scrollHeight")
+            driver.set_window_size(1400, min(int(height) + 100, 12000))
+            time.sleep(1)
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         driver.save_screenshot(args.out)
         print(f"saved {args.out}")
