@@ -286,7 +286,7 @@ def test_reworded_prompts_swap_the_concept_for_its_absence():
 def test_collateral_is_the_largest_group_drop():
     from backends.diffusion.evaluation import EditScores, collateral_pts
 
-    before = EditScores(1.0, {"concept": 1.0, "neighbour": 0.75, "unrelated": 1.0}, {})
-    after = EditScores(0.0, {"concept": 0.0, "neighbour": 0.5, "unrelated": 0.875}, {})
+    before = EditScores(1.0, {"concept": 1.0, "neighbour": 0.75, "unrelated": 1.0})
+    after = EditScores(0.0, {"concept": 0.0, "neighbour": 0.5, "unrelated": 0.875})
     assert collateral_pts(before, after) == pytest.approx(25.0)
     assert collateral_pts(after, before) == pytest.approx(-12.5)

@@ -8,7 +8,7 @@ standard of unlearning). Without a judge: the concept's guidance strength and pi
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from backends.contract import MetricRow
@@ -26,10 +26,8 @@ class EditScores:
     """Judged scores of one model against the base (fractions in [0, 1], distances raw)."""
 
     presence: float
-    adherence: dict[str, float]          # group -> mean adherence
-    per_prompt: dict[str, float]         # prompt -> adherence (or presence for concept prompts)
+    adherence: dict[str, float]          # group -> mean adherence (presence for the concept group)
     frechet: float | None = None
-    extra: dict[str, float] = field(default_factory=dict)
 
 
 def eval_images(model: "DiffusionModel", specs: list["PromptSpec"], seeds: int, ctx: "JobContext | None" = None,
@@ -45,14 +43,12 @@ def judge_scores(model: "DiffusionModel", images: "np.ndarray", specs: list["Pro
     """Presence / adherence of ``images`` (``seeds`` per spec, in spec order) under the model's judge."""
     import numpy as np
 
-    per_prompt: dict[str, float] = {}
     by_group: dict[str, list[float]] = {}
     for i, spec in enumerate(specs):
         rate = float(np.mean(model.judge.present(images[i * seeds:(i + 1) * seeds], spec.target)))
-        per_prompt[spec.prompt] = rate
         by_group.setdefault(spec.group, []).append(rate)
     adherence = {g: float(np.mean(v)) for g, v in by_group.items()}
-    return EditScores(presence=adherence.get("concept", 0.0), adherence=adherence, per_prompt=per_prompt)
+    return EditScores(presence=adherence.get("concept", 0.0), adherence=adherence)
 
 
 def collateral_pts(before: EditScores, after: EditScores) -> float:
