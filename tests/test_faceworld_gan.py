@@ -161,6 +161,9 @@ def test_training_smoke_and_resume(tmp_path):
         log_path=str(tmp_path / "train.log"), grid_path=str(tmp_path / "grid.png"))
     trainer = train_gan.train(config)
     assert trainer.step_index == 2
+    code = train_gan.LatentCode(train_gan.world.sample_faces(8, config.data_seed), TINY["z_dim"])
+    assert trainer.G_ema.config.code_groups == tuple(code.groups())
+    assert torch.equal(trainer.G_ema.mapping.code_bias, code.bias_vector())  # z ~ N(0, I) keeps the pool's frequencies
     assert all(np.isfinite(h["loss_D"]) and np.isfinite(h["loss_G"]) for h in trainer.history)
     asset = tmp_path / "assets" / "gan_base.safetensors"
     assert asset.exists() and (tmp_path / "assets" / "GAN.md").exists() and (tmp_path / "grid.png").exists()
@@ -208,3 +211,26 @@ def test_latent_code_matches_data_marginals():
         np.testing.assert_allclose(decoded, np.bincount(values, minlength=width) / len(values), atol=0.03)
     with pytest.raises(ValueError, match="z_dim"):
         train_gan.LatentCode(faces, z_dim=16)
+
+
+def test_categorical_code_decodes_argmax_and_round_trips(tmp_path):
+    gan = random_gan({**TINY, "code_groups": [(0, 3), (3, 2)]}, seed=0, device="cpu")
+    mapping = gan.generator.mapping
+    mapping.code_bias[:3] = torch.tensor([0.0, 5.0, 0.0])  # value 1 of the first factor almost always wins
+    z = torch.randn(6, 64, generator=torch.Generator().manual_seed(1))
+    decoded = mapping.decode_code(z)
+    assert torch.equal(decoded[:, 0:3], torch.tensor([[0.0, 2.0, 0.0]]).expand(6, 3))
+    assert torch.equal(decoded[:, 3:5].argmax(1), z[:, 3:5].argmax(1)) and torch.equal(decoded[:, 5:], z[:, 5:])
+    moved = z.clone()
+    moved[:, 0] += 0.1  # stays inside the same argmax cone: same w
+    assert torch.equal(gan.mapping(moved), gan.mapping(z))
+    flipped = z.clone()
+    flipped[:, 0] += 100.0  # another value of the factor: another w
+    assert not torch.allclose(gan.mapping(flipped), gan.mapping(z))
+    gan_module.save_gan(tmp_path / "coded.safetensors", gan.generator, gan.discriminator)
+    loaded = gan_module.load_gan_file(tmp_path / "coded.safetensors", device="cpu")
+    assert loaded.generator.config.code_groups == ((0, 3), (3, 2))
+    assert torch.equal(loaded.generator.mapping.code_bias, mapping.code_bias)
+    np.testing.assert_array_equal(loaded.generate([0, 1]), gan.generate([0, 1]))
+    with pytest.raises(ValueError, match="code_groups"):
+        random_gan({**TINY, "code_groups": [(62, 4)]}, device="cpu")

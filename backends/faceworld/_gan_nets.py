@@ -36,6 +36,9 @@ class GANConfig:
     d_channels: tuple[int, ...] = (64, 64, 32, 16)
     use_noise: bool = False
     mbstd_group: int = 4
+    # categorical latent code: (first index, width) of each z slice the mapping reads as a one-hot of
+    # argmax(z_slice + code_bias) (cf. InfoGAN's categorical codes); () = plain z
+    code_groups: tuple[tuple[int, int], ...] = ()
 
     def __post_init__(self) -> None:
         num_res = int(math.log2(self.image_size)) - 1  # 4 -> 1, 8 -> 2, 32 -> 4
@@ -57,6 +60,7 @@ class GANConfig:
         values = dict(values)
         for key in ("channels", "d_channels"):
             values[key] = tuple(values[key])
+        values["code_groups"] = tuple(tuple(group) for group in values.get("code_groups", ()))
         return cls(**values)
 
 
@@ -78,10 +82,17 @@ class EqualLinear(nn.Module):
 
 
 class MappingNetwork(nn.Module):
-    """z (B, z_dim) -> w (B, w_dim); tracks w_avg (moving average) for the truncation trick."""
+    """z (B, z_dim) -> w (B, w_dim); tracks w_avg (moving average) for the truncation trick.
+
+    With code_groups, each listed slice of z is first replaced by the one-hot of argmax(z_slice + code_bias): a
+    categorical latent code (InfoGAN-style) whose values keep the training data's frequencies under z ~ N(0, I)
+    when code_bias is set from them (scripts/train_gan.py, LatentCode). The other coordinates pass unchanged.
+    """
+
+    CODE_SCALE = 2.0  # one-hot height: about the magnitude of the Gaussian coordinates beside it
 
     def __init__(self, z_dim: int, w_dim: int, num_layers: int, lr_mul: float = 0.01, normalize_z: bool = True,
-                 w_avg_beta: float = 0.995) -> None:
+                 w_avg_beta: float = 0.995, code_groups: tuple[tuple[int, int], ...] = ()) -> None:
         super().__init__()
         dims = [z_dim] + [w_dim] * num_layers
         self.layers = nn.ModuleList(
@@ -89,11 +100,26 @@ class MappingNetwork(nn.Module):
         self.register_buffer("w_avg", torch.zeros(w_dim))
         self.w_avg_beta = w_avg_beta
         self.normalize_z = normalize_z
+        self.code_groups = tuple(code_groups)
+        if any(start < 0 or width < 2 or start + width > z_dim for start, width in self.code_groups):
+            raise ValueError(f"code_groups {self.code_groups} must be slices of width >= 2 inside z (dim {z_dim})")
+        if self.code_groups:
+            self.register_buffer("code_bias", torch.zeros(z_dim))
+
+    def decode_code(self, z: torch.Tensor) -> torch.Tensor:
+        """z (B, z_dim) -> z with each code group replaced by its scaled one-hot (no gradient through argmax)."""
+        if not self.code_groups:
+            return z
+        x = z.clone()
+        for start, width in self.code_groups:
+            value = (z[:, start:start + width] + self.code_bias[start:start + width]).argmax(dim=1)  # (B,)
+            x[:, start:start + width] = F.one_hot(value, width).to(z.dtype) * self.CODE_SCALE
+        return x
 
     def forward(self, z: torch.Tensor, truncation_psi: float = 1.0, update_w_avg: bool = False) -> torch.Tensor:
-        x = z  # (B, z_dim)
+        x = self.decode_code(z)  # (B, z_dim)
         if self.normalize_z:
-            x = z * (z.square().mean(dim=1, keepdim=True) + 1e-8).rsqrt()  # 2nd-moment normalised
+            x = x * (x.square().mean(dim=1, keepdim=True) + 1e-8).rsqrt()  # 2nd-moment normalised
         for layer in self.layers:
             x = layer(x)
         if update_w_avg:
@@ -227,7 +253,7 @@ class Generator(nn.Module):
         super().__init__()
         self.config = config
         self.mapping = MappingNetwork(config.z_dim, config.w_dim, config.mapping_layers, config.mapping_lr_mul,
-                                      config.normalize_z)
+                                      config.normalize_z, code_groups=config.code_groups)
         self.synthesis = SynthesisNetwork(config)
         self.num_ws = self.synthesis.num_ws
 
