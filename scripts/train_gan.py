@@ -432,7 +432,8 @@ def write_card(trainer: Trainer, finished: bool, metrics: dict | None = None) ->
         f"- Architecture: {json.dumps(G.config.to_dict())}; G {params_G:,} params, D {params_D:,} params, "
         f"num_ws {G.num_ws}.",
         f"- Recipe: non-saturating logistic loss + {config.recon_weight} x L1 reconstruction of renders from "
-        f"their latent code (see LatentCode in the script), lazy R1 (gamma {config.r1_gamma}, every "
+        f"their latent code (see LatentCode in the script"
+        f"{'; the mapping decodes its categorical factors to one-hot codes' if G.config.code_groups else ''}), lazy R1 (gamma {config.r1_gamma}, every "
         f"{config.r1_interval} steps), Adam lr {config.lr} betas (0, 0.99) (cosine decay to {config.lr_final_ratio:g} x lr over the last "
         f"{1 - config.lr_decay_from:.0%} of the budget), batch {config.batch}, style mixing "
         f"{config.style_mixing_prob}, EMA half-life {config.ema_kimg} kimg (ramp-up {config.ema_rampup}); "
