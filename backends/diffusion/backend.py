@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from backends.config import param
 from backends.contract import Backend, MapData, MetricRow, Sample
+from backends.diffusion.prompt_sets import GALLERY_SEEDS
 from backends.registry import register_backend
 
 if TYPE_CHECKING:
@@ -39,7 +40,9 @@ class DiffusionGenerateConfig:
     user_prompts: tuple[str, ...] = param((), max_items=8, max_length=PROMPT_MAX_CHARS,
                                           help="Your own prompts, one per line.")
     seeds_per_prompt: int = param(2, min=1, max=16, help="Images per prompt (seeds first_seed, first_seed+1, ...).")
-    first_seed: int = param(0, min=0, max=2**31 - 1, help="First seed; the same seeds are used for every prompt.")
+    first_seed: int = param(GALLERY_SEEDS.start, min=GALLERY_SEEDS.start, max=GALLERY_SEEDS.stop - 16,
+                            help="First seed; the same seeds are used for every prompt (training and evaluation "
+                                 "use seeds of their own).")
     steps: int = param(20, min=1, max=100, advanced=True, help="Sampling steps (DPM-Solver++).")
     guidance: float = param(5.0, min=0.0, max=20.0, step=0.5, advanced=True,
                             help="Classifier-free guidance scale (1 = none).")

@@ -1,5 +1,8 @@
 """Helpers shared by the erasure methods: concept checks, training prompts, ESD targets, forget sets.
 
+Methods take their prompts from the ``train`` split of :mod:`backends.diffusion.prompt_sets` and their
+images and trajectories from its TRAIN_SEEDS; the base-model check reads the evaluation's images.
+
 Heavy libraries are imported inside functions only.
 """
 from __future__ import annotations
@@ -9,9 +12,9 @@ from typing import TYPE_CHECKING, Any
 
 from backends.config import param
 from backends.diffusion.metrics import (
-    CONCEPT_TEMPLATES, check_concept_text, eval_prompts, faceworld_concept_prompts, normalise_concept,
-    resolve_concept, retain_prompts,
+    ConceptTarget, check_concept_text, eval_prompts, resolve_concept, retain_prompts,
 )
+from backends.diffusion.prompt_sets import TRAIN_SEEDS, concept_prompts, train_seeds
 
 if TYPE_CHECKING:
     import numpy as np
@@ -36,8 +39,9 @@ def eval_seeds_field(default: int = CHECK_SEEDS) -> Any:
 
 
 def eval_prompts_field(default: int = 3) -> Any:
-    return param(default, min=1, max=6, advanced=True,
-                 help="Evaluation: prompts per group (concept, neighbouring, unrelated).")
+    return param(default, min=1, max=12, advanced=True,
+                 help="Evaluation: prompts per group (concept, neighbouring, unrelated), worded apart from "
+                      "every prompt a method trains on. More = slower, narrower intervals.")
 
 
 def split_lines(items: tuple[str, ...] | str) -> tuple[str, ...]:
@@ -65,15 +69,10 @@ def check_fits(model: "DiffusionModel", prompts: list[str]) -> None:
 
 
 def training_prompts(model: "DiffusionModel", concept: str) -> list[str]:
-    """Prompts that make the model draw ``concept``: FaceWorld's canonical wordings, else SD-style templates."""
+    """Prompts that make the model draw ``concept``: the ``train`` split of its prompt sets."""
     text = check_concept_text(concept)
-    if model.faceworld:
-        target = resolve_concept(text)
-        if target.attr is not None:
-            prompts = faceworld_concept_prompts(target)
-            check_fits(model, prompts)
-            return prompts
-    prompts = [t.format(normalise_concept(text)) for t in CONCEPT_TEMPLATES]
+    target = resolve_concept(text) if model.faceworld else ConceptTarget(text)
+    prompts = concept_prompts(target, "train", model.faceworld)
     check_fits(model, prompts)
     return prompts
 
@@ -130,7 +129,8 @@ class NoisyPool:
 
         if self.draws % self.reuse == 0 or list(prompts) != self.prompts:
             self.prompts, self.draws = list(prompts), 0
-            seeds = torch.randint(0, 2**31 - 1, (len(prompts),), generator=self.generator).tolist()
+            seeds = torch.randint(TRAIN_SEEDS.start, TRAIN_SEEDS.stop, (len(prompts),),
+                                  generator=self.generator).tolist()
             self.trajectory = []
             self.model.sample_latents(prompts, seeds, steps=self.steps, guidance=self.guidance,
                                       trajectory=self.trajectory)
@@ -179,9 +179,10 @@ def reworded_prompts(model: "DiffusionModel", prompts: list[str], concept: str, 
     return reworded
 
 
-def concept_images(model: "DiffusionModel", concept: str, count: int, seed: int = 10_000,
+def concept_images(model: "DiffusionModel", concept: str, count: int, offset: int = 0,
                    max_tries: int = 4) -> tuple["np.ndarray", list[str]]:
-    """``count`` base-model images of the concept (kept only when the judge sees it, if there is one)."""
+    """``count`` base-model images of the concept's training prompts (kept only when the judge sees it, if
+    there is one), drawn with the training seeds from ``offset`` on."""
     import numpy as np
 
     prompts = training_prompts(model, concept)
@@ -189,7 +190,7 @@ def concept_images(model: "DiffusionModel", concept: str, count: int, seed: int 
     kept_images, kept_prompts = [], []
     for attempt in range(max_tries):
         batch_prompts = [prompts[i % len(prompts)] for i in range(count)]
-        seeds = [seed + attempt * count + i for i in range(count)]
+        seeds = train_seeds(offset + attempt * count, count)
         images = model.generate(batch_prompts, seeds)
         keep = model.judge.present(images, target) if model.judge is not None else np.ones(count, dtype=bool)
         kept_images += [im for im, k in zip(images, keep) if k]
@@ -201,12 +202,13 @@ def concept_images(model: "DiffusionModel", concept: str, count: int, seed: int 
     return np.stack(kept_images[:count]), kept_prompts[:count]
 
 
-def retain_images(model: "DiffusionModel", concept: str, count: int, seed: int = 20_000) -> tuple["np.ndarray", list[str]]:
-    """``count`` base-model images of neighbouring and unrelated prompts (retain set, worded apart from
-    the evaluation's prompts)."""
+def retain_images(model: "DiffusionModel", concept: str, count: int,
+                  offset: int = 10_000) -> tuple["np.ndarray", list[str]]:
+    """``count`` base-model images of the neighbouring and unrelated training prompts (retain set), drawn
+    with the training seeds from ``offset`` on."""
     pool = retain_prompts(concept, model.faceworld)
     prompts = [pool[i % len(pool)] for i in range(count)]
-    return model.generate(prompts, [seed + i for i in range(count)]), prompts
+    return model.generate(prompts, train_seeds(offset, count)), prompts
 
 
 def adam(params: list[Any], lr: float, betas: tuple[float, float] = (0.9, 0.999)) -> Any:

@@ -15,9 +15,10 @@ the paper's form of the target (eps_null - eta * (eps_c - eps_null)) and 2 in th
 which is ours: the same target. 50 DDIM steps to sample x_t. Ours: 120 iterations of 2 prompts
 at lr 1e-3 (ESD-u: 60 at 5e-4; at 1e-3 it wrecked every attribute), x_t from 10 DPM-Solver++ steps, each
 sampled trajectory reused for a few random steps (``reuse``; 1 = the authors' resampling), tuned on the
-latent FaceWorld model: ESD-x leaves glasses in 2 and hats in 1 of 24 concept images (python -m
-bench.diffusion), in 16-27 s on two CPU cores. Since FaceWorld
-was trained on captions, c cycles through the concept's canonical prompts instead of the bare word.
+latent FaceWorld model: ESD-x leaves glasses in 2 and hats in 1 of 24 images of its own training prompts
+(python -m bench.diffusion, before the held-out protocol), in 16-27 s on two CPU cores. Since FaceWorld
+was trained on captions, c cycles through the concept's ``train`` prompts (canonical captions) instead of
+the bare word.
 """
 from __future__ import annotations
 

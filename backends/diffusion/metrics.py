@@ -5,8 +5,10 @@ on FaceWorld the attribute values a classifier checks (FaceWorld's CLIP, zero-sh
 et al., 2021). Evaluation uses three prompt groups, as in the erasure literature (ESD, UCE):
 the concept in several phrasings, neighbouring concepts (collateral damage) and unrelated prompts,
 each with the attribute value it should show (adherence). Presets without a trustworthy image
-classifier (tiny random models, Stable Diffusion here) get classifier-free scores instead: the
-concept's guidance strength ||eps(x, c) - eps(x, "")|| and pixel change.
+classifier (tiny random models, Stable Diffusion here) get classifier-free scores instead: how much
+of the base's concept guidance eps(x, c) - eps(x, "") the edit keeps (a signed projection) and pixel
+change. Which prompts each group holds, for training, tuning and evaluation, is
+:mod:`backends.diffusion.prompt_sets`.
 
 Heavy libraries are imported inside functions only.
 """
@@ -23,10 +25,7 @@ if TYPE_CHECKING:
     from backends.diffusion.pipeline import DiffusionModel
 
 GROUPS = ("concept", "neighbour", "unrelated", "neutral")
-NEUTRAL_PROMPT = "a face"  # FaceWorld: how often the concept appears unasked (the floor of text-based erasure)
-CONCEPT_TEMPLATES = ("a photo of {}", "an image of {}", "a picture with {}", "{}")
-GENERIC_NEIGHBOURS = ("a face wearing a hat", "a face with a beard", "a smiling face")
-GENERIC_UNRELATED = ("a landscape with mountains", "a red car", "a bowl of fruit")
+
 # FaceWorld attribute values the user may name, besides the attribute names themselves.
 FACEWORLD_WORDS: dict[str, tuple[str, tuple[str, ...]]] = {
     "glasses": ("glasses", ("glasses", "sunglasses")),
@@ -45,20 +44,6 @@ FACEWORLD_WORDS: dict[str, tuple[str, tuple[str, ...]]] = {
     "frown": ("expression", ("frowning",)),
     "frowning": ("expression", ("frowning",)),
 }
-# Neighbouring attribute values (collateral damage) and unrelated ones, by the concept's attribute.
-NEIGHBOURS: dict[str, tuple[tuple[str, str], ...]] = {
-    "glasses": (("hat", "cap"), ("hat", "beanie"), ("beard", "beard")),
-    "hat": (("glasses", "glasses"), ("glasses", "sunglasses"), ("beard", "beard")),
-    "beard": (("glasses", "glasses"), ("hat", "cap"), ("expression", "smiling")),
-    "expression": (("glasses", "glasses"), ("hat", "beanie"), ("beard", "beard")),
-    "hair": (("skin", "tan"), ("beard", "beard"), ("hat", "cap")),
-    "skin": (("hair", "brown"), ("beard", "beard"), ("glasses", "glasses")),
-    "background": (("hair", "blond"), ("skin", "dark"), ("hat", "cap")),
-}
-UNRELATED: tuple[tuple[str, str], ...] = (
-    ("hair", "blond"), ("background", "blue"), ("expression", "smiling"), ("skin", "dark"), ("hair", "red"),
-)
-
 
 @dataclass(frozen=True)
 class ConceptTarget:
@@ -125,18 +110,6 @@ def _value_target(attr: str, value: str) -> ConceptTarget:
     return ConceptTarget(f"{attr}: {value}", attr, (value,))
 
 
-def faceworld_concept_prompts(target: ConceptTarget) -> list[str]:
-    """FaceWorld's canonical prompts for the concept (every value it covers, interleaved)."""
-    from backends.faceworld.world import attribute_prompts
-
-    if target.attr is None:
-        return [t.format(target.text) for t in ("a face with {}", "a photo of a person with {}",
-                                                "a cartoon face with {}")]
-    per_value = [attribute_prompts(target.attr, v) for v in target.values]
-    width = max(len(p) for p in per_value)
-    return [p[i] for i in range(width) for p in per_value if i < len(p)]
-
-
 def synonym_prompts(concept: str, faceworld: bool) -> list[str]:
     """Held-out wordings of the concept (FaceWorld: words never seen in training captions)."""
     if faceworld:
@@ -151,67 +124,38 @@ def synonym_prompts(concept: str, faceworld: bool) -> list[str]:
     return [f"a photo of someone with {text}", f"a picture showing {text}", f"{text}, close up"]
 
 
-def eval_prompts(concept: str, faceworld: bool, per_group: int) -> list[PromptSpec]:
-    """The evaluation prompts: ``per_group`` each of concept, neighbouring and unrelated prompts; on
-    FaceWorld also the neutral prompt "a face", judged for the concept (how often it appears unasked)."""
-    from_text = check_concept_text(concept)
-    if not faceworld:
-        target = ConceptTarget(from_text)
-        none = ConceptTarget("")
-        specs = [PromptSpec(t.format(normalise_concept(from_text)), "concept", target) for t in CONCEPT_TEMPLATES]
-        specs = specs[:per_group]
-        specs += [PromptSpec(p, "neighbour", none) for p in GENERIC_NEIGHBOURS[:per_group]]
-        specs += [PromptSpec(p, "unrelated", none) for p in GENERIC_UNRELATED[:per_group]]
-        return specs
-    from backends.faceworld.world import attribute_prompts
+def eval_prompts(concept: str, faceworld: bool, per_group: int, split: str = "eval") -> list[PromptSpec]:
+    """The first ``per_group`` concept, neighbouring and unrelated prompts of ``split`` (the metrics table
+    and the benchmark read ``eval``, defaults are chosen on ``tune``); on FaceWorld also the neutral prompt
+    "a face", judged for the concept (how often it appears unasked)."""
+    from backends.diffusion.prompt_sets import COLLATERAL_GROUPS, NEUTRAL_PROMPT, collateral_prompts, concept_prompts
 
-    target = resolve_concept(from_text)
-    specs = [PromptSpec(p, "concept", target) for p in faceworld_concept_prompts(target)[:per_group]]
-    for group, values in _other_values(target).items():
-        specs += [PromptSpec(attribute_prompts(a, v)[0], group, _value_target(a, v)) for a, v in values[:per_group]]
-    return specs + [PromptSpec(NEUTRAL_PROMPT, "neutral", target)]
+    text = check_concept_text(concept)
+    target = resolve_concept(text) if faceworld else ConceptTarget(text)
+    specs = [PromptSpec(p, "concept", target) for p in concept_prompts(target, split, faceworld)[:per_group]]
+    for group in COLLATERAL_GROUPS:
+        for prompt, pair in collateral_prompts(target, group, split, faceworld)[:per_group]:
+            specs.append(PromptSpec(prompt, group, _value_target(*pair) if pair else ConceptTarget("")))
+    return specs + ([PromptSpec(NEUTRAL_PROMPT, "neutral", target)] if faceworld else [])
 
 
 def retain_prompts(concept: str, faceworld: bool, groups: tuple[str, ...] = ("neighbour", "unrelated")) -> list[str]:
-    """Prompts a method keeps the model's behaviour on (retain / preserve sets), by group.
+    """Prompts a method keeps the model's behaviour on (retain / preserve sets): the ``train`` prompts of
+    the concept's neighbouring and unrelated groups (FaceWorld values, else generic prompts)."""
+    from backends.diffusion.prompt_sets import collateral_prompts
 
-    On FaceWorld: the attribute values of the evaluation's neighbouring and unrelated groups, worded
-    as the evaluation never words them (it uses each value's first canonical prompt, these the
-    others), so collateral damage is measured on prompts no method trained on. Elsewhere: the
-    generic prompts (there is no judge to score them)."""
-    from_text = check_concept_text(concept)
-    if not faceworld:
-        generic = {"neighbour": GENERIC_NEIGHBOURS, "unrelated": GENERIC_UNRELATED}
-        return [p for g in groups for p in generic[g]]
-    from backends.faceworld.world import attribute_prompts
-
-    values = _other_values(resolve_concept(from_text))
-    return [p for g in groups for a, v in values[g] for p in attribute_prompts(a, v)[1:]]
-
-
-def _other_values(target: "ConceptTarget") -> dict[str, list[tuple[str, str]]]:
-    """FaceWorld (attribute, value) pairs of the neighbouring and unrelated groups of a concept."""
-    neighbours = neighbour_values(target)
-    unrelated = [(a, v) for a, v in UNRELATED if a != target.attr and (a, v) not in neighbours]
-    return {"neighbour": neighbours, "unrelated": unrelated}
-
-
-def neighbour_values(target: ConceptTarget) -> list[tuple[str, str]]:
-    """FaceWorld (attribute, value) pairs neighbouring the concept: its sibling values first, then
-    the neighbouring attributes' values (other accessories)."""
-    from backends.faceworld.world import ABSENT_VALUES, ATTRIBUTES
-
-    attr = target.attr
-    neighbours = list(NEIGHBOURS.get(attr, NEIGHBOURS["glasses"])) if attr else list(NEIGHBOURS["glasses"])
-    if attr is None:
-        return neighbours
-    siblings = [(attr, v) for v in ATTRIBUTES[attr] if v not in target.values and v != ABSENT_VALUES.get(attr)]
-    return siblings + [(a, v) for a, v in neighbours if a != attr]
+    text = check_concept_text(concept)
+    target = resolve_concept(text) if faceworld else ConceptTarget(text)
+    return [p for g in groups for p, _ in collateral_prompts(target, g, "train", faceworld)]
 
 
 class FaceWorldJudge:
-    """Concept presence and image embeddings from FaceWorld's CLIP (loaded on first use)."""
+    """Concept presence and image embeddings from FaceWorld's CLIP (loaded on first use).
 
+    The evaluation asks a judge only for ``name`` and ``present(images, target)``; the metrics table
+    names it in its rows, so another judge with those two can score beside it."""
+
+    name = "FaceWorld CLIP judge"
     LABELLED = ("glasses", "hat", "beard", "expression")
 
     def __init__(self, device: str):
@@ -309,3 +253,35 @@ def guidance_strength(model: "DiffusionModel", prompts: list[str], unet: Any = N
             eps_u = model.predict_noise(x, tt, uncond, unet)
             total += (eps_c - eps_u).flatten(1).norm(dim=1)
     return total / len(timesteps)
+
+
+def guidance_projection(base: "DiffusionModel", edited: "DiffusionModel", prompts: list[str], seeds: list[int],
+                        steps: int = 10) -> "torch.Tensor":
+    """Per-prompt mean of <g_edit, g_base> / ||g_base||^2 with g = eps(x_t, c) - eps(x_t, "") ``(N,)``.
+
+    x_t runs along the base model's guided sampling trajectory of the prompt from each seed (all
+    ``steps`` of it). About 1 when the edit keeps the prompt's guidance, 0 when it ignores the prompt,
+    negative when it steers away (ESD's target eps_c - eta (eps_c - eps_null) gives 1 - eta). Unlike the
+    norm ||g||, which a converged ESD keeps, the sign tells erasure from preservation.
+    """
+    import torch
+
+    n = len(prompts)
+    total = torch.zeros(n, device=base.device)
+    with torch.no_grad():
+        def guidance(model: "DiffusionModel") -> Any:
+            cond, uncond = model.encode(list(prompts)), model.encode([""]).expand(n, -1, -1)  # (N, T, D) x2
+            return lambda x_t, t: (model.predict_noise(x_t, t, cond) - model.predict_noise(x_t, t, uncond)).flatten(1)
+
+        base_guidance, edited_guidance = guidance(base), guidance(edited)  # (x_t, t) -> (N, C*h*w)
+
+        samples = 0
+        for seed in seeds:
+            trajectory: list = []
+            base.sample_latents(list(prompts), [seed] * n, steps=steps, trajectory=trajectory)
+            for t, x_t in trajectory:  # x_t (N, C, h, w)
+                tt = torch.full((n,), int(t), device=base.device)
+                g_base, g_edit = base_guidance(x_t, tt), edited_guidance(x_t, tt)
+                total += (g_edit * g_base).sum(1) / (g_base * g_base).sum(1).clamp_min(1e-12)
+                samples += 1
+    return total / max(samples, 1)

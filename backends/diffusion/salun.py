@@ -84,8 +84,9 @@ def run(call: MethodCall) -> None:
     model: DiffusionModel = call.model
     check_concept_drawn(call.base, cfg.concept, call.ctx, cfg.eval_seeds, cfg.eval_prompts)
     call.ctx.phase("generating forget and retain images")
-    forget_imgs, forget_prompts = concept_images(call.base, cfg.concept, cfg.forget_count, seed=10_000 + cfg.seed)
-    retain_imgs, retain_prompts = retain_images(call.base, cfg.concept, cfg.retain_count, seed=20_000 + cfg.seed)
+    forget_imgs, forget_prompts = concept_images(call.base, cfg.concept, cfg.forget_count, offset=cfg.seed)
+    retain_imgs, retain_prompts = retain_images(call.base, cfg.concept, cfg.retain_count,
+                                                 offset=10_000 + cfg.seed)
     z_forget = model.images_to_latents(forget_imgs)  # (F, C, h, w)
     z_retain = model.images_to_latents(retain_imgs)  # (R, C, h, w)
     if cfg.pseudo_prompt.strip():

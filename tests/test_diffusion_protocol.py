@@ -1,0 +1,233 @@
+"""The diffusion tab's evaluation protocol: train / tune / eval prompts and seeds never meet, no method
+trains on what the metrics table reports, rates carry intervals, and the judge-free guidance metric."""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import threading
+from collections import defaultdict
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from backends import registry  # noqa: E402
+from backends.config import build_config  # noqa: E402
+from backends.contract import MethodCall, Sample  # noqa: E402
+from backends.diffusion import prompt_sets  # noqa: E402
+from backends.diffusion.metrics import FACEWORLD_WORDS, eval_prompts, resolve_concept, retain_prompts  # noqa: E402
+from backends.diffusion.prompt_sets import normalise_prompt  # noqa: E402
+from backends.faceworld.world import ABSENT_VALUES, ATTRIBUTES  # noqa: E402
+from backends.jobs import JobContext  # noqa: E402
+
+SUFFIXED = ("hair", "skin", "background")  # their values are named with the attribute: "blue background"
+
+
+def faceworld_concepts() -> list[str]:
+    """Every concept the diffusion tab resolves to FaceWorld values: its words and every present value."""
+    named = [v if a not in SUFFIXED else f"{v} {a}" for a, vs in ATTRIBUTES.items() for v in vs
+             if v != ABSENT_VALUES.get(a)]
+    return sorted(set(FACEWORLD_WORDS) | set(named))
+
+
+def split_prompts(concept: str, split: str) -> set[str]:
+    """Normalised concept, neighbouring and unrelated prompts of a split (all of them)."""
+    target = resolve_concept(concept)
+    prompts = prompt_sets.concept_prompts(target, split)
+    prompts += [p for g in prompt_sets.COLLATERAL_GROUPS for p, _ in prompt_sets.collateral_prompts(target, g, split)]
+    return {normalise_prompt(p) for p in prompts}
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    import backends.diffusion  # noqa: F401
+
+    return registry.preset("diffusion", "tiny").load("cpu")
+
+
+@pytest.fixture(scope="module")
+def backend():
+    import backends.diffusion  # noqa: F401
+
+    return registry.backend("diffusion")
+
+
+def _ctx() -> JobContext:
+    return JobContext.standalone(threading.Event())
+
+
+def _picked(model, n: int = 2) -> list[Sample]:
+    seeds = list(prompt_sets.GALLERY_SEEDS[:n])
+    images = model.generate(["a face wearing glasses"] * n, seeds, steps=2)
+    return [Sample(key=f"s{i}", seed=s, prompt="a face wearing glasses", image=images[i]) for i, s in enumerate(seeds)]
+
+
+# ------------------------------------------------------------------------------------------ prompt sets
+
+
+@pytest.mark.parametrize("concept", faceworld_concepts())
+def test_train_tune_eval_prompts_of_every_faceworld_concept_are_disjoint(concept):
+    assert resolve_concept(concept).attr is not None, concept
+    sets = {split: split_prompts(concept, split) for split in prompt_sets.SPLITS}
+    for i, a in enumerate(prompt_sets.SPLITS):
+        assert sets[a], (concept, a)
+        for b in prompt_sets.SPLITS[i + 1:]:
+            assert not sets[a] & sets[b], (concept, a, b, sorted(sets[a] & sets[b]))
+    assert len(prompt_sets.concept_prompts(resolve_concept(concept), "eval")) >= 12, concept
+
+
+def test_no_prompt_is_in_two_splits_anywhere():
+    """Across every concept, value, free-text template and generic collateral prompt."""
+    splits = defaultdict(set)
+    for concept in faceworld_concepts():
+        for split in prompt_sets.SPLITS:
+            for p in split_prompts(concept, split):
+                splits[p].add(split)
+    for faceworld in (True, False):
+        for split in prompt_sets.SPLITS:
+            free = prompt_sets.concept_prompts(resolve_concept("a red scarf"), split, faceworld)
+            generic = [p for g in prompt_sets.COLLATERAL_GROUPS
+                       for p, _ in prompt_sets.collateral_prompts(resolve_concept("a red scarf"), g, split, faceworld)]
+            for p in free + generic:
+                splits[normalise_prompt(p)].add(split)
+    shared = {p: s for p, s in splits.items() if len(s) > 1}
+    assert not shared, shared
+
+
+def test_evaluation_reads_only_eval_prompts_and_fits_the_text_encoder(tiny):
+    for concept in faceworld_concepts():
+        evaluated = {normalise_prompt(s.prompt) for s in eval_prompts(concept, True, 12) if s.group != "neutral"}
+        assert evaluated <= split_prompts(concept, "eval"), concept
+    every = sorted({p for c in faceworld_concepts() for s in prompt_sets.SPLITS for p in split_prompts(c, s)})
+    lengths = [len(ids) for ids in tiny.tokenizer(every, truncation=False)["input_ids"]]
+    assert max(lengths) <= tiny.max_tokens
+
+
+# ------------------------------------------------------------------------------------------ no method sees eval
+
+
+def test_training_prompt_lists_never_meet_the_eval_set(tiny):
+    from backends.diffusion.common import concept_images, reworded_prompts, training_prompts
+    from backends.diffusion.uce import guide_prompts
+
+    for concept in faceworld_concepts():
+        evaluated = split_prompts(concept, "eval")
+        train = training_prompts(tiny, concept)
+        used = train + retain_prompts(concept, True) + guide_prompts(tiny, train, concept, "")
+        used += reworded_prompts(tiny, train, concept, absent=True)
+        assert not {normalise_prompt(p) for p in used} & evaluated, concept
+    _, forget_prompts = concept_images(tiny, "hat", 3)
+    assert not {normalise_prompt(p) for p in forget_prompts} & split_prompts("hat", "eval")
+
+
+@pytest.mark.parametrize("concept", ["glasses", "hat", "blue background"])
+def test_no_registered_method_encodes_an_eval_prompt_or_seed(tiny, backend, monkeypatch, concept):
+    """Every prompt a method encodes and every seed it samples with, while it runs, is checked."""
+    from backends.diffusion.pipeline import DiffusionModel
+
+    encoded, seeds = set(), set()
+    encode, sample = DiffusionModel.encode, DiffusionModel.sample_latents
+
+    def spy_encode(self, prompts, *args, **kwargs):
+        encoded.update(normalise_prompt(p) for p in prompts)
+        return encode(self, prompts, *args, **kwargs)
+
+    def spy_sample(self, prompts, seed_list, *args, **kwargs):
+        seeds.update(int(s) for s in seed_list)
+        return sample(self, prompts, seed_list, *args, **kwargs)
+
+    picked = _picked(tiny)
+    monkeypatch.setattr(DiffusionModel, "encode", spy_encode)
+    monkeypatch.setattr(DiffusionModel, "sample_latents", spy_sample)
+    for name, spec in registry.methods("diffusion").items():
+        config = build_config(spec.config, {**dataclasses.asdict(spec.config.smoke()), "concept": concept})
+        spec.run(MethodCall(backend, tiny, backend.clone(tiny), config, _ctx(), picked))
+    assert encoded and not encoded & split_prompts(concept, "eval"), sorted(encoded & split_prompts(concept, "eval"))
+    assert seeds and seeds <= set(prompt_sets.TRAIN_SEEDS), sorted(seeds - set(prompt_sets.TRAIN_SEEDS))[:5]
+
+
+def test_evaluation_seeds_are_disjoint_from_gallery_and_training_seeds():
+    from backends.diffusion.backend import DiffusionGenerateConfig
+    from backends.diffusion.common import eval_seeds_field
+
+    fields = {f.name: f.metadata for f in dataclasses.fields(DiffusionGenerateConfig)}
+    gallery = set(range(int(fields["first_seed"]["min"]),
+                        int(fields["first_seed"]["max"]) + int(fields["seeds_per_prompt"]["max"])))
+    most = max(int(eval_seeds_field().metadata["max"]), 256)  # the tab's largest, and a benchmark's
+    measured = {split: set(prompt_sets.measure_seeds(most, split)) for split in ("tune", "eval")}
+    training = set(prompt_sets.train_seeds(0, 1000)) | set(prompt_sets.train_seeds(2**31 - 1, 1000))
+    training |= {prompt_sets.TRAIN_SEEDS.start, prompt_sets.TRAIN_SEEDS.stop - 1}
+    assert gallery <= set(prompt_sets.GALLERY_SEEDS) and training <= set(prompt_sets.TRAIN_SEEDS)
+    for name, seeds in (("gallery", gallery), ("training", training), ("tune", measured["tune"])):
+        assert not seeds & measured["eval"], name
+    assert not gallery & training and not measured["tune"] & (gallery | training)
+
+
+# ------------------------------------------------------------------------------------------ intervals
+
+
+class _PixelJudge:
+    """A deterministic stand-in judge: sees the target in images brighter than the median of a batch."""
+
+    name = "pixel judge"
+
+    def present(self, images, target):
+        brightness = np.asarray(images, dtype=np.float32).mean(axis=(1, 2, 3))
+        return brightness > np.median(brightness)
+
+    def embed_images(self, images):
+        return np.asarray(images, dtype=np.float32).reshape(len(images), -1)[:, :16]
+
+
+def test_judged_rates_carry_wilson_intervals_and_image_counts(tiny):
+    from backends.diffusion.evaluation import evaluate_edit
+    from backends.stats import wilson_interval
+
+    judged = dataclasses.replace(tiny, judge=_PixelJudge(), _cache={})
+    rows = evaluate_edit(judged, judged.clone(), "glasses", per_group=2, seeds=3)
+    rates = [r for r in rows if r.unit == "%"]
+    assert len(rates) == 4
+    for row in rates:
+        per_group = 1 if "unasked" in row.name else 2
+        assert row.n == per_group * 3, row.name
+        for value, interval in ((row.before, row.before_ci), (row.after, row.after_ci)):
+            low, high = wilson_interval(round(value / 100 * row.n), row.n)
+            assert interval == pytest.approx((100 * low, 100 * high)), row.name
+
+
+# ------------------------------------------------------------------------------------------ judge-free metric
+
+
+def test_judge_free_rows_show_guidance_kept_and_no_concept_pixel_change(tiny):
+    from backends.diffusion.evaluation import evaluate_edit
+
+    rows = {r.name: r for r in evaluate_edit(tiny, tiny.clone(), "glasses", per_group=1, seeds=1)}
+    assert rows["Guidance kept: concept prompts"].after == pytest.approx(1.0, abs=1e-4)
+    assert rows["Guidance kept: concept prompts"].better == "lower"
+    assert not any(name.startswith("Guidance strength") or name == "Pixel change: concept prompts" for name in rows)
+
+
+def test_esd_at_its_default_eta_drives_the_guidance_projection_well_below_the_base(tiny, backend):
+    from backends.diffusion.common import training_prompts
+    from backends.diffusion.esd import ESDConfig, run_esd_x
+    from backends.diffusion.metrics import guidance_projection
+
+    # A random tiny model barely listens to its text: its prompt states are mostly padding and its
+    # cross-attention values are small. Fewer token positions and louder values make the prompt steer.
+    unet = copy.deepcopy(tiny.unet)
+    with torch.no_grad():
+        for name, module in unet.named_modules():
+            if name.endswith("attn2"):
+                module.to_v.weight.mul_(30.0)
+    base = dataclasses.replace(tiny, unet=unet, max_tokens=10, _cache={})
+    # A random model's sampling trajectory diverges, so ESD and the metric both take x_t at the first step.
+    config = ESDConfig(iterations=8, batch=2, lr=3e-3, sampler_steps=1, reuse=1)
+    assert config.eta == ESDConfig().eta
+    edited = backend.clone(base)
+    run_esd_x(MethodCall(backend, base, edited, config, _ctx()))
+    prompts, seeds = training_prompts(base, "glasses"), prompt_sets.measure_seeds(2)
+    kept_by_base = guidance_projection(base, base, prompts, seeds, steps=1)
+    kept_by_esd = guidance_projection(base, edited, prompts, seeds, steps=1)
+    assert torch.allclose(kept_by_base, torch.ones_like(kept_by_base), atol=1e-4)
+    assert float(kept_by_esd.mean()) < 0.5
