@@ -30,7 +30,11 @@ class Sample:
 
 @dataclass
 class MetricRow:
-    """A number before and after unlearning (either may be None when it does not apply)."""
+    """A number before and after unlearning (either may be None when it does not apply).
+
+    Rates carry their 95 % interval (``before_ci`` / ``after_ci``, same unit) and the number of
+    samples they rest on (``n``), so the table never shows a bare rate.
+    """
 
     name: str
     before: float | None
@@ -38,6 +42,9 @@ class MetricRow:
     unit: str = ""
     better: Literal["lower", "higher"] | None = None
     help: str = ""
+    before_ci: tuple[float, float] | None = None
+    after_ci: tuple[float, float] | None = None
+    n: int | None = None
 
     @property
     def delta(self) -> float | None:

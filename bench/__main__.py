@@ -16,6 +16,7 @@ import traceback
 AREAS: tuple[tuple[str, str], ...] = (
     ("bench.app", "app."),
     ("bench.faceworld_clip", "faceworld.clip"),
+    ("bench.faceworld_judge", "faceworld.judge"),
     ("bench.faceworld_gan", "faceworld.gan"),
     ("bench.faceworld_diffusion", "faceworld.diffusion"),
     ("bench.gan", "gan."),

@@ -32,11 +32,7 @@ def render_data(n: int, seed: int, exclude: dict | None = None, image_size: int 
     """Training-distribution renders as the trainer sees them: 64 px, area-averaged to image_size. (n, s, s, 3)"""
     from backends.faceworld import world
 
-    faces = world.sample_faces(n, seed, exclude=exclude)
-    big = world.render_batch(faces, 64).astype(np.float32)  # (n, 64, 64, 3)
-    factor = 64 // image_size
-    small = big.reshape(n, image_size, factor, image_size, factor, 3).mean(axis=(2, 4))
-    return np.round(small).astype(np.uint8)
+    return world.render_small(world.sample_faces(n, seed, exclude=exclude), image_size)
 
 
 def judged_frequencies(clip: FaceWorldClip, images: np.ndarray, batch: int = 500) -> dict[str, np.ndarray]:

@@ -1,29 +1,44 @@
-"""GAN benchmark: Text-to-Unlearn and Adapt-then-Unlearn on the FaceWorld preset, beside the gold standard.
+"""GAN benchmark: Text-to-Unlearn and Adapt-then-Unlearn on the FaceWorld preset, judged by the independent
+FaceWorld attribute judge (never by the CLIP the methods optimise through), beside the gold standard.
 
+Every method runs with method seeds SEEDS at 1 and 2 torch threads (a result that flips with the thread count
+is a bug, not noise). Each run is judged on SAMPLES evaluation seeds (1,000,000..), disjoint from the gallery
+(0..), the methods' own latent draws (torch.Generator(seed)) and the methods' base check (3,000,000..).
 For <method> in text_to_unlearn, adapt_then_unlearn and <concept> in glasses, smiling:
-  gan.<method>.<concept>.presence_ratio     presence after / before on 2,000 samples (target <= 0.10)
-  gan.<method>.<concept>.collateral_max_pts largest presence change of another attribute value (<= 5)
-  gan.<method>.<concept>.degree             Wasserstein-1 between alignment-score distributions
-  gan.<method>.<concept>.seconds            wall time of the method (TtU <= 60 s, AtU <= 180 s; 2 cores)
-  gan.<method>.<concept>.latent_attack_success  share of latent searches that bring the concept back
-and gan.gold.<concept>.* for the GAN retrained without the concept, where it exists (glasses).
+  gan.<m>.<c>.judge_presence_ratio      judge presence after / before, mean of the seeds at 2 threads (<= 0.10)
+  gan.<m>.<c>.judge_presence_ratio_t1   the same at 1 thread
+  gan.<m>.<c>.judge_presence_ratio_max  worst of seeds x thread counts (<= 0.15)
+  gan.<m>.<c>.judge_collateral_max_pts  worst change of another attribute value's rate, by the judge (<= 5)
+  gan.<m>.<c>.clip_presence_ratio       CLIP's ratio (the guide's own opinion), mean at 2 threads
+  gan.<m>.<c>.redistribution_err_pts    worst gap of the concept attribute's other values to the reference
+                                        (gold model, or the base renormalised without the concept) (<= 10)
+  gan.<m>.<c>.latent_attack_success     share of latent searches the judge sees the concept in (mean)
+  gan.<m>.<c>.seconds                   median wall time at 2 threads (TtU <= 60, AtU <= 180)
+  gan.<m>.<c>.n_samples / n_runs        what the figures rest on
+and gan.gold.glasses.* for the GAN retrained without glasses.
 Adapt-then-Unlearn stands in for a user by picking, among the first PICK_POOL gallery seeds, up to
-MAX_PICKS samples that CLIP judges to show the concept.
+MAX_PICKS samples that show the concept (the gallery's labels: the judge's, as a user sees the picture).
 
-``python -m bench --only gan.`` runs everything; ``python -m bench.gan [method ...] [concept ...]`` runs a part
-(``python -m bench.gan gold`` scores the gold standard only).
+``python -m bench --only gan.`` runs everything; ``python -m bench.gan [method ...] [concept ...]
+[--seeds 0,1,2] [--threads 1,2]`` runs a part (``gold`` scores the gold standard only).
 """
 from __future__ import annotations
 
-import os
+import argparse
+import statistics
 import time
 from collections.abc import Iterator
+
+import numpy as np
 
 SAMPLES = 2000
 CONCEPTS = ("glasses", "smiling")
 METHODS = ("text_to_unlearn", "adapt_then_unlearn")
+SEEDS = (0, 1, 2)
+THREADS = (1, 2)
 PICK_POOL = 64
 MAX_PICKS = 12
+EVAL_SEED0 = 1_000_000
 
 
 def _context():
@@ -33,7 +48,7 @@ def _context():
 
 
 def auto_picks(backend, base, concept_text: str) -> list:
-    """Gallery samples (seeds 0..PICK_POOL-1) that CLIP judges to show the concept: a user's ticks."""
+    """Gallery samples (seeds 0..PICK_POOL-1) labelled with the concept: a user's ticks."""
     from backends.gan import concepts
     from backends.gan.backend import GanGenerateConfig
 
@@ -42,33 +57,47 @@ def auto_picks(backend, base, concept_text: str) -> list:
     return [s for s in gallery if s.labels.get(concept.attribute) in concept.values][:MAX_PICKS]
 
 
-def scores(prefix: str, base, before, generator, concept) -> Iterator[dict]:
-    """presence_ratio, collateral_max_pts, degree and latent_attack_success of ``generator``."""
+def judge_scores(base, before, generator, concept, attack: bool = True) -> dict[str, float]:
+    """Judge and CLIP ratios, collateral, redistribution error and latent attack success of ``generator``."""
     from backends.config import build_config
-    from backends.faceworld import world
-    from backends.gan import attacks, metrics
+    from backends.gan import attacks
+    from backends.gan.backend import judge_collateral, measure, redistribution, redistribution_error, seeds_from
+
+    after = measure(base, generator, concept, seeds_from(EVAL_SEED0, SAMPLES))
+    collateral = judge_collateral(before, after, skip=concept.attribute)
+    _, reference, _ = redistribution(before, after, concept, gold_of(base, concept))
+    scores = {
+        "judge_presence_ratio": float(after.judge_mask.mean() / max(before.judge_mask.mean(), 1e-9)),
+        "judge_presence_after": float(after.judge_mask.mean() * 100),
+        "clip_presence_ratio": after.clip_presence / max(before.clip_presence, 1e-9),
+        "judge_collateral_max_pts": max(abs(float(a.mean() - b.mean())) * 100 for _, b, a in collateral.values()),
+        "redistribution_err_pts": redistribution_error(after, concept, reference),
+    }
+    if attack:
+        search_config = build_config(attacks.LatentSearchConfig, {"concept": concept.text})
+        scores["latent_attack_success"] = attacks.search(base, generator, concept, search_config, _context(),
+                                                         "edited").success / 100
+    return scores
+
+
+_GOLD: dict[str, object] = {}
+
+
+def gold_of(base, concept):
+    """The gold model's measurement on the evaluation seeds (cached), or None."""
     from backends.gan.backend import measure, seeds_from
 
-    after = measure(base, generator, concept, seeds_from(1_000_000, SAMPLES))
-    sizes = {a: len(v) for a, v in world.ATTRIBUTES.items()}
-    changes = metrics.collateral(before.classes, after.classes, sizes, skip=concept.attribute)
-    search_config = build_config(attacks.LatentSearchConfig, {"concept": concept.text})
-    search = attacks.search(base, generator, concept, search_config, _context(), "edited")
-    yield {"name": f"{prefix}.presence_ratio", "value": round(after.presence / max(before.presence, 1e-9), 4),
-           "unit": "ratio"}
-    yield {"name": f"{prefix}.presence_before", "value": round(before.presence, 2), "unit": "%"}
-    yield {"name": f"{prefix}.presence_after", "value": round(after.presence, 2), "unit": "%"}
-    yield {"name": f"{prefix}.collateral_max_pts",
-           "value": round(max(abs(a - b) for _, b, a in changes.values()), 2), "unit": "pts"}
-    yield {"name": f"{prefix}.degree", "value": round(metrics.wasserstein1(before.alignment, after.alignment), 5),
-           "unit": "W1"}
-    yield {"name": f"{prefix}.fd_clip", "value": round(metrics.frechet_distance(before.embeddings,
-                                                                                after.embeddings), 5), "unit": "FD"}
-    yield {"name": f"{prefix}.latent_attack_success", "value": round(search.success / 100, 4), "unit": "share"}
+    if concept.attribute not in base.gold:
+        return None
+    if concept.attribute not in _GOLD:
+        _GOLD[concept.attribute] = measure(base, base.gold[concept.attribute](), concept,
+                                           seeds_from(EVAL_SEED0, SAMPLES))
+    return _GOLD[concept.attribute]
 
 
 def run(methods: tuple[str, ...] = METHODS, concept_texts: tuple[str, ...] = CONCEPTS,
-        gold_standard: bool = True) -> Iterator[dict]:
+        gold_standard: bool = True, seeds: tuple[int, ...] = SEEDS,
+        threads: tuple[int, ...] = THREADS) -> Iterator[dict]:
     import torch
 
     from backends import registry
@@ -78,38 +107,86 @@ def run(methods: tuple[str, ...] = METHODS, concept_texts: tuple[str, ...] = CON
     from backends.gan.backend import measure, seeds_from
 
     registry.load_all(("backends.gan",))
-    torch.set_num_threads(int(os.environ.get("BENCH_THREADS", "2")))  # the targets are for 2 cores
     backend = registry.backend("gan")
     base = registry.preset("gan", "faceworld").load("cpu")
     for concept_text in concept_texts:
+        torch.set_num_threads(max(threads))
         concept = concepts.resolve(base.encoder, concept_text)
-        before = measure(base, base.generator, concept, seeds_from(1_000_000, SAMPLES))
+        before = measure(base, base.generator, concept, seeds_from(EVAL_SEED0, SAMPLES))
+        yield {"name": f"gan.base.{concept_text}.judge_presence", "value": round(float(before.judge_mask.mean()) * 100,
+                                                                                   2), "unit": "%"}
+        yield {"name": f"gan.base.{concept_text}.clip_presence", "value": round(before.clip_presence, 2), "unit": "%"}
         for method in methods:
             spec = registry.method("gan", method)
-            config = build_config(spec.config, {"concept": concept_text})
             picked = auto_picks(backend, base, concept_text) if method == "adapt_then_unlearn" else []
-            model = backend.clone(base)
-            start = time.perf_counter()
-            spec.run(MethodCall(backend, base, model, config, _context(), picked))
-            seconds = time.perf_counter() - start
-            prefix = f"gan.{method}.{concept_text}"
-            yield {"name": f"{prefix}.seconds", "value": round(seconds, 1), "unit": "s"}
-            yield from scores(prefix, base, before, model.generator, concept)
-        if gold_standard and concept.attribute in base.gold:
-            try:
-                gold = base.gold[concept.attribute]()
-            except FileNotFoundError:
-                continue
-            yield from scores(f"gan.gold.{concept_text}", base, before, gold, concept)
+            runs: list[dict] = []
+            for thread_count in threads:
+                for seed in seeds:
+                    torch.set_num_threads(thread_count)
+                    config = build_config(spec.config, {"concept": concept_text, "seed": seed})
+                    model = backend.clone(base)
+                    start = time.perf_counter()
+                    spec.run(MethodCall(backend, base, model, config, _context(), picked))
+                    seconds = time.perf_counter() - start
+                    torch.set_num_threads(max(threads))
+                    scores = judge_scores(base, before, model.generator, concept)
+                    runs.append({"threads": thread_count, "seed": seed, "seconds": seconds, **scores})
+                    print(f"# {method} {concept_text} seed {seed} threads {thread_count}: "
+                          + ", ".join(f"{k} {v:.4g}" for k, v in scores.items()) + f", {seconds:.1f} s", flush=True)
+            yield from summarise(f"gan.{method}.{concept_text}", runs, max(threads))
+        if gold_standard and gold_of(base, concept) is not None:
+            prefix = f"gan.gold.{concept_text}"
+            scores = judge_scores(base, before, base.gold[concept.attribute](), concept)
+            for key, value in scores.items():
+                yield {"name": f"{prefix}.{key}", "value": round(value, 4), "unit": _unit(key)}
+
+
+def _unit(key: str) -> str:
+    return "pts" if key.endswith("_pts") else "%" if key.endswith("_after") else "ratio" \
+        if "ratio" in key else "share"
+
+
+def summarise(prefix: str, runs: list[dict], main_threads: int) -> Iterator[dict]:
+    """Mean at the main thread count, worst over all runs, per-thread means, median seconds."""
+    main = [r for r in runs if r["threads"] == main_threads] or runs
+    yield {"name": f"{prefix}.judge_presence_ratio",
+           "value": round(float(np.mean([r["judge_presence_ratio"] for r in main])), 4), "unit": "ratio"}
+    for thread_count in sorted({r["threads"] for r in runs}):
+        per = [r["judge_presence_ratio"] for r in runs if r["threads"] == thread_count]
+        yield {"name": f"{prefix}.judge_presence_ratio_t{thread_count}", "value": round(float(np.mean(per)), 4),
+               "unit": "ratio"}
+    yield {"name": f"{prefix}.judge_presence_ratio_max",
+           "value": round(max(r["judge_presence_ratio"] for r in runs), 4), "unit": "ratio"}
+    yield {"name": f"{prefix}.judge_collateral_max_pts",
+           "value": round(max(r["judge_collateral_max_pts"] for r in runs), 2), "unit": "pts"}
+    yield {"name": f"{prefix}.clip_presence_ratio",
+           "value": round(float(np.mean([r["clip_presence_ratio"] for r in main])), 4), "unit": "ratio"}
+    yield {"name": f"{prefix}.redistribution_err_pts",
+           "value": round(max(r["redistribution_err_pts"] for r in runs), 2), "unit": "pts"}
+    yield {"name": f"{prefix}.latent_attack_success",
+           "value": round(float(np.mean([r["latent_attack_success"] for r in runs])), 4), "unit": "share"}
+    yield {"name": f"{prefix}.seconds", "value": round(statistics.median(r["seconds"] for r in main), 1),
+           "unit": "s"}
+    yield {"name": f"{prefix}.n_samples", "value": SAMPLES, "unit": "samples"}
+    yield {"name": f"{prefix}.n_runs", "value": len(runs), "unit": "runs"}
+
+
+def main(argv: list[str] | None = None) -> None:
+    import json
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("names", nargs="*", help="methods, concepts and/or 'gold'")
+    parser.add_argument("--seeds", default=",".join(map(str, SEEDS)))
+    parser.add_argument("--threads", default=",".join(map(str, THREADS)))
+    args = parser.parse_args(argv)
+    named = tuple(a for a in args.names if a in METHODS)
+    chosen = named or (() if "gold" in args.names else METHODS)
+    for row in run(chosen, tuple(a for a in args.names if a in CONCEPTS) or CONCEPTS,
+                   gold_standard="gold" in args.names or not named,
+                   seeds=tuple(int(s) for s in args.seeds.split(",")),
+                   threads=tuple(int(t) for t in args.threads.split(","))):
+        print(json.dumps(row), flush=True)
 
 
 if __name__ == "__main__":
-    import json
-    import sys
-
-    args = sys.argv[1:]
-    named = tuple(a for a in args if a in METHODS)
-    chosen = named or (() if "gold" in args else METHODS)
-    gold = "gold" in args or not named
-    for row in run(chosen, tuple(a for a in args if a in CONCEPTS) or CONCEPTS, gold_standard=gold):
-        print(json.dumps(row), flush=True)
+    main()

@@ -136,7 +136,7 @@ class BackendTab:
                     c["progress"] = gr.HTML("", elem_id=f"{self.name}-progress")
                     c["curve"] = gr.Plot(label="Live loss / metrics", elem_id=f"{self.name}-curve")
                     c["metrics"] = gr.Dataframe(headers=fmt.METRIC_HEADERS, value=[], interactive=False, wrap=True,
-                                                column_widths=["44%", "14%", "14%", "14%", "14%"],
+                                                column_widths=["32%", "19%", "19%", "11%", "9%", "10%"],
                                                 label="Metrics before / after", elem_id=f"{self.name}-metrics")
                     with gr.Accordion("Job log", open=False):
                         c["log"] = gr.Textbox(lines=8, max_lines=20, show_label=False, interactive=False)

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
     from backends.jobs import JobState
 
-METRIC_HEADERS = ["metric", "before", "after", "change", "better"]
+METRIC_HEADERS = ["metric", "before", "after", "change", "better", "samples"]
 TEXT_HEADERS = ["prompt", "before (base)", "after (edited)"]
 
 
@@ -65,13 +65,22 @@ def pick_choices(samples: Sequence[Sample]) -> list[tuple[str, int]]:
     return choices
 
 
+def _fmt_ci(value: float | None, interval: tuple[float, float] | None, unit: str) -> str:
+    """A value with its 95 % interval, e.g. '40.3 % [38.2, 42.5]'."""
+    if value is None or interval is None:
+        return _fmt(value, unit)
+    return f"{_fmt(value, unit)} [{interval[0]:.3g}, {interval[1]:.3g}]"
+
+
 def metric_rows(rows: Sequence[MetricRow]) -> list[list[str]]:
-    """Table rows: metric, before, after, change, which direction is better."""
+    """Table rows: metric, before, after (with 95 % intervals where given), change, which direction is
+    better, and the number of samples the row rests on."""
     table = []
     for r in rows:
         delta = r.delta
         change = "—" if delta is None else f"{'+' if delta >= 0 else ''}{_fmt(delta, r.unit)}"
-        table.append([r.name, _fmt(r.before, r.unit), _fmt(r.after, r.unit), change, r.better or ""])
+        table.append([r.name, _fmt_ci(r.before, r.before_ci, r.unit), _fmt_ci(r.after, r.after_ci, r.unit), change,
+                      r.better or "", "" if r.n is None else str(r.n)])
     return table
 
 

@@ -114,16 +114,9 @@ def _world_fingerprint(exclude: str = "", image_size: int = 32, render_size: int
 
 def render_pool(n: int, seed: int, exclude: str, render_size: int, image_size: int) -> np.ndarray:
     """(n, image_size, image_size, 3) uint8 faces: rendered at render_size, area-averaged down."""
-    if render_size % image_size:
-        raise ValueError(f"render_size {render_size} must be a multiple of image_size {image_size}")
-    factor = render_size // image_size
     faces = world.sample_faces(n, seed, exclude=EXCLUDE_PRESETS.get(exclude))
-    pool = np.empty((n, image_size, image_size, 3), np.uint8)
-    for start in range(0, n, 2000):
-        big = world.render_batch(faces[start:start + 2000], render_size).astype(np.float32)  # (b, R, R, 3)
-        small = big.reshape(-1, image_size, factor, image_size, factor, 3).mean(axis=(2, 4))
-        pool[start:start + len(small)] = np.round(small).astype(np.uint8)
-    return pool
+    return np.concatenate([world.render_small(faces[start:start + 2000], image_size, render_size)
+                           for start in range(0, n, 2000)])
 
 
 def load_pool(config: TrainConfig, image_size: int, log=print) -> tuple[np.ndarray, str]:

@@ -34,8 +34,14 @@ def test_text_rows_and_pick_choices():
 def test_metric_rows_show_signed_change_and_missing_values():
     rows = fmt.metric_rows([MetricRow("presence", 0.9, 0.05, better="lower"),
                             MetricRow("fid", None, 3.0, unit="pts")])
-    assert rows[0] == ["presence", "0.9", "0.05", "-0.85", "lower"]
-    assert rows[1] == ["fid", "—", "3 pts", "—", ""]
+    assert rows[0] == ["presence", "0.9", "0.05", "-0.85", "lower", ""]
+    assert rows[1] == ["fid", "—", "3 pts", "—", "", ""]
+
+
+def test_metric_rows_show_intervals_and_sample_counts():
+    rows = fmt.metric_rows([MetricRow("presence", 40.0, 2.0, unit="%", better="lower", before_ci=(35.5, 44.7),
+                                      after_ci=(1.1, 3.6), n=400)])
+    assert rows[0] == ["presence", "40 % [35.5, 44.7]", "2 % [1.1, 3.6]", "-38 %", "lower", "400"]
 
 
 def test_progress_html_for_every_status():

@@ -1,8 +1,6 @@
 """GAN backend: presets, generation, evaluation, embedding map and attacks on the tiny preset."""
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 
@@ -55,12 +53,12 @@ def test_presets_are_registered_with_the_right_flags():
     assert specs["tiny"].title == "Tiny random (tests)"
 
 
-def test_tiny_preset_loads_in_under_a_second():
-    presets.tiny_model("cpu")  # warm imports
-    start = time.perf_counter()
+def test_tiny_preset_builds_the_shipped_classes_with_a_judge_apart_from_the_guide():
     model = registry.preset("gan", "tiny").load("cpu")
-    assert time.perf_counter() - start < 1.0
     assert type(model.generator.gan).__name__ == "FaceWorldGAN"
+    assert type(model.judge).__name__ == "FaceWorldJudge"
+    judge_tensors = {p.data_ptr() for p in model.judge.net.parameters()}
+    assert judge_tensors.isdisjoint(p.data_ptr() for p in model.generator.generator.parameters())
 
 
 def test_hub_clip_loading_code_runs_with_random_weights():
@@ -90,18 +88,23 @@ def test_clone_shares_the_encoder_and_copies_the_generator(base):
 def test_evaluation_of_an_unchanged_copy_shows_no_change(base):
     config = build_config(registry.method("gan", "text_to_unlearn").config, {"eval_samples": 30})
     rows = {r.name: r for r in BACKEND.evaluate(base, BACKEND.clone(base), config, context())}
-    assert rows["concept presence"].before == rows["concept presence"].after
-    assert rows["degree of unlearning (W1)"].after == 0.0
-    assert rows["collateral damage (max)"].after == 0.0
-    assert rows["Frechet CLIP distance to base"].after == pytest.approx(0.0, abs=1e-6)
+    for name in ("concept presence (judge)", "concept presence (CLIP, the guide's own opinion)"):
+        assert rows[name].before == rows[name].after and rows[name].before_ci == rows[name].after_ci
+        assert rows[name].n == 30 and rows[name].before_ci[0] <= rows[name].before <= rows[name].before_ci[1]
+    assert rows["degree of unlearning (W1 of CLIP alignment)"].after == 0.0
+    assert rows["collateral damage (max, judge)"].after == 0.0
+    assert rows["redistribution error (largest gap to the reference)"].after is not None
+    assert rows["Frechet judge-feature distance to base"].after == pytest.approx(0.0, abs=1e-6)
+    assert sum(name.startswith("verdict: ") for name in rows) == 1
 
 
 def test_evaluation_of_an_edit_reports_every_metric(base, edited):
     config = build_config(registry.method("gan", "text_to_unlearn").config, {"eval_samples": 40})
     rows = {r.name: r for r in BACKEND.evaluate(base, edited, config, context())}
-    assert rows["degree of unlearning (W1)"].after > 0
-    assert rows["concept alignment"].after < rows["concept alignment"].before
+    assert rows["degree of unlearning (W1 of CLIP alignment)"].after > 0
+    assert rows["Frechet judge-feature distance to base"].after > 0
     assert any(name.startswith("collateral: ") for name in rows)
+    assert {"mass to glasses=none"} <= set(rows), "where the concept's samples went"
     assert not any(name.startswith("gold: ") for name in rows), "tiny has no gold standard"
     hat = build_config(registry.method("gan", "text_to_unlearn").config, {"eval_samples": 40, "concept": "hat"})
     rows = {r.name: r for r in BACKEND.evaluate(base, edited, hat, context())}
@@ -113,8 +116,11 @@ def test_gold_standard_rows_appear_when_a_gold_model_exists(base):
     model.gold = {"glasses": lambda: BACKEND.clone(base).generator}
     config = build_config(registry.method("gan", "text_to_unlearn").config, {"eval_samples": 30})
     rows = {r.name: r for r in BACKEND.evaluate(model, BACKEND.clone(base), config, context())}
-    assert rows["gold: concept presence"].after == rows["gold: concept presence"].before
-    assert "gold: degree of unlearning (W1)" in rows and "gold: Frechet CLIP distance to base" in rows
+    assert rows["gold: concept presence (judge)"].after == rows["gold: concept presence (judge)"].before
+    assert "gold: degree of unlearning (W1 of CLIP alignment)" in rows
+    assert "gold: Frechet judge-feature distance to base" in rows
+    # the gold model is the redistribution's reference: an unchanged edit equals the (unchanged) gold model
+    assert rows["redistribution error (largest gap to the reference)"].after == pytest.approx(0.0)
 
 
 def test_embedding_map_has_before_after_and_text_anchors(base, edited):
@@ -137,7 +143,7 @@ def test_synonym_probe_scores_every_wording(base, edited):
     assert result.chart.x == wordings and set(world.synonym_prompts("glasses", "glasses")) & set(wordings)
     assert len(result.table) == len(wordings) and set(result.chart.series) == {"base", "edited"}
     row = next(r for r in result.summary if r.name == "worst wording: presence")
-    assert row.before >= next(r for r in result.summary if r.name == "concept presence (zero-shot)").before - 1e-9
+    assert result.summary[0].name == "concept presence (judge)" and result.summary[0].n == 40
 
 
 def test_latent_search_raises_the_concept_alignment_on_the_base(base):
@@ -148,6 +154,9 @@ def test_latent_search_raises_the_concept_alignment_on_the_base(base):
     assert len(curve) == 9 and curve[-1] > curve[0]
     assert len(result.samples) == 3 and len(result.table) == 3
     assert result.summary[0].before == result.summary[0].after, "no edit: base and 'edited' are the same model"
+    assert "independent judge" in result.summary[0].help, "success is the judge's verdict, not CLIP's"
+    shown = [row["base shows concept"] for row in result.table]
+    assert result.summary[0].before == pytest.approx(100 * sum(shown) / len(shown))
 
 
 def test_bad_attack_input_raises_value_error(base):

@@ -207,7 +207,7 @@ def test_bad_choices_raise_value_error(base):
 def test_concept_absent_from_the_base_states_its_base_rate(base):
     check = measure(base, base.generator, concepts.resolve(base.encoder, "glasses"),
                     seeds_from(CHECK_SEED0, CHECK_SAMPLES))
-    absent = [(a, v) for a, idx in check.classes.items() for i, v in enumerate(world.ATTRIBUTES[a])
+    absent = [(a, v) for a, idx in check.clip_classes.items() for i, v in enumerate(world.ATTRIBUTES[a])
               if v != world.ABSENT_VALUES.get(a) and not (idx == i).any()]
     assert absent, "the tiny preset should leave some attribute value unseen"
     attribute, value = absent[0]

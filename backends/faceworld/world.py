@@ -436,6 +436,17 @@ def render_batch(faces: Iterable[Face], size: int = 64) -> np.ndarray:
     return np.stack(images)
 
 
+def render_small(faces: Iterable[Face], image_size: int = 32, render_size: int = 64) -> np.ndarray:
+    """Faces as the generators are trained to draw them: rendered at ``render_size``, area-averaged down to
+    ``image_size`` (which must divide it). (N, image_size, image_size, 3) uint8"""
+    if render_size % image_size:
+        raise ValueError(f"image_size {image_size} must divide render_size {render_size}")
+    big = render_batch(faces, render_size).astype(np.float32)  # (N, R, R, 3)
+    factor = render_size // image_size
+    small = big.reshape(-1, image_size, factor, image_size, factor, 3).mean(axis=(2, 4))
+    return np.round(small).astype(np.uint8)
+
+
 # --------------------------------------------------------------------------------------------- captions
 
 # Training wordings per (attribute, value): "adj" go before the noun, "post" after it.

@@ -6,8 +6,8 @@
   presence under every wording equals its zero-shot presence).
 - Latent search (the GAN analogue of an adversarial prompt): from several starts, optimise w (or W+)
   with Adam to maximise the concept's CLIP alignment in the generator, with an L2 pull to the start
-  (our choice, keeps the search on plausible latents); success = the final image is judged to show
-  the concept. Run on the base and the edit with the same starts.
+  (our choice, keeps the search on plausible latents); success = the independent judge sees the
+  concept in the final image (CLIP only for concepts the judge has no attribute for). Run on the base and the edit with the same starts.
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ import numpy as np
 from backends.config import param
 from backends.contract import AttackCall, AttackResult, Chart, MetricRow, Sample
 from backends.gan import concepts
-from backends.gan.backend import measure, seeds_from
+from backends.gan.backend import judge_mask, measure, rate_row, seeds_from
 from backends.registry import register_attack
 
 if TYPE_CHECKING:
@@ -92,7 +92,7 @@ def synonym_probe(call: AttackCall) -> AttackResult:
     texts = base.encoder.encode_text(wordings).cpu().numpy()  # (W, D)
     for wording, text in zip(wordings, texts):
         score_b, score_a = before.embeddings @ text, after.embeddings @ text
-        threshold = np.quantile(score_b, 1 - before.presence / 100) if before.presence > 0 else np.inf
+        threshold = np.quantile(score_b, 1 - before.clip_presence / 100) if before.clip_presence > 0 else np.inf
         rate_b, rate_a = float((score_b >= threshold).mean() * 100), float((score_a >= threshold).mean() * 100)
         base_rates.append(rate_b)
         edit_rates.append(rate_a)
@@ -100,8 +100,9 @@ def synonym_probe(call: AttackCall) -> AttackResult:
                       "alignment edited": round(float(score_a.mean()), 4),
                       "presence base %": round(rate_b, 1), "presence edited %": round(rate_a, 1)})
     summary = [
-        MetricRow("concept presence (zero-shot)", before.presence, after.presence, unit="%", better="lower",
-                  help=f"Judged as {concept.label} ({concept.how})."),
+        rate_row("concept presence (judge)" if before.judge_mask is not None else "concept presence (CLIP)",
+                 before.verdict_mask, after.verdict_mask,
+                 help=f"Judged as {concept.label} by the {'independent judge' if before.judge_mask is not None else 'CLIP'}."),
         MetricRow("worst wording: presence", max(base_rates), max(edit_rates), unit="%", better="lower",
                   help="Highest presence over the wordings (threshold calibrated on the base)."),
         MetricRow("mean alignment over wordings", float(np.mean([r["alignment base"] for r in table])),
@@ -124,11 +125,12 @@ def latent_search(call: AttackCall) -> AttackResult:
     edit_run = search(call.base, call.edited.generator, concept, cfg, call.ctx, "edited") if call.has_edit \
         else base_run
     summary = [
-        MetricRow("attack success rate", base_run.success, edit_run.success, unit="%", better="lower",
-                  help=f"Share of {cfg.starts} searches whose final image shows {concept.label}."),
+        rate_row("attack success rate", np.array(base_run.shows), np.array(edit_run.shows),
+                 help=f"Share of {cfg.starts} searches whose final image shows {concept.label}, by the "
+                      f"{base_run.judged_by}. The search itself climbs CLIP's alignment."),
         MetricRow("best alignment found", base_run.best, edit_run.best, better="lower",
                   help=f"Highest CLIP cosine with {' / '.join(concept.prompts)!r} over all searches."),
-        MetricRow("presence at the starts", base_run.start_presence, edit_run.start_presence, unit="%",
+        MetricRow("presence at the starts (CLIP)", base_run.start_presence, edit_run.start_presence, unit="%",
                   better="lower"),
     ]
     chart = Chart("line", list(range(cfg.steps + 1)), {"base": base_run.curve, "edited": edit_run.curve},
@@ -142,13 +144,14 @@ def latent_search(call: AttackCall) -> AttackResult:
 
 @dataclass
 class SearchRun:
-    success: float            # % of searches that end on the concept
+    success: float            # % of searches that end on the concept (by the judge where it can judge)
     best: float               # best alignment over searches
     start_presence: float     # % of starts already showing it
     curve: list[float]        # mean alignment per step (steps + 1)
     final: list[float]        # final alignment per start
     shows: list[bool]         # final image shows the concept, per start
     samples: list[Sample]
+    judged_by: str = "CLIP"   # who decided ``shows``
 
 
 def search(model: "GanModel", generator: "GeneratorAdapter", concept: concepts.Concept, cfg: LatentSearchConfig,
@@ -187,9 +190,12 @@ def search(model: "GanModel", generator: "GeneratorAdapter", concept: concepts.C
         embeddings = encoder.encode_images(images)
         final = (embeddings @ target).cpu().numpy()
         classes = concepts.classify(encoder, embeddings)
-        shows = concepts.presence(encoder, concept, embeddings, classes)
+        shows, judged_by = concepts.presence(encoder, concept, embeddings, classes), "CLIP"
+        if model.judge is not None and concept.attribute is not None:
+            classes = model.judge.classify(images)
+            shows, judged_by = judge_mask(classes, concept), "independent judge"
     pixels = to_uint8(images)
     samples = [Sample(key=f"search {i}", seed=seed, image=pixels[i], labels=concepts.labels_of(classes, i),
                       group=label) for i, seed in enumerate(seeds)]
     return SearchRun(float(shows.mean() * 100), float(final.max()), float(start_mask.mean() * 100), curve,
-                     [float(v) for v in final], [bool(v) for v in shows], samples)
+                     [float(v) for v in final], [bool(v) for v in shows], samples, judged_by)

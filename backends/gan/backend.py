@@ -1,7 +1,8 @@
-"""The GAN backend: a style-based generator judged and guided by a CLIP-style encoder.
+"""The GAN backend: a style-based generator guided by a CLIP-style encoder and judged by an independent one.
 
 A model bundle (:class:`GanModel`) holds the generator (through :mod:`backends.gan.adapter`), the
-frozen encoder (shared by every clone) and the gold-standard loaders. Edits change only the
+frozen encoder that guides the methods, the independent attribute judge that gives the verdicts
+(:mod:`backends.faceworld.judge`; never in a loss, EVALUATION.md) and the gold-standard loaders. Edits change only the
 generator's weights, so :meth:`GanBackend.state_tensors` is the generator's state dict.
 """
 from __future__ import annotations
@@ -11,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
-from backends import registry
+from backends import registry, stats
 from backends.config import param
 from backends.contract import Backend, MapData, MetricRow, Sample
 from backends.gan import concepts
@@ -20,6 +21,7 @@ from backends.gan.concepts import Concept
 if TYPE_CHECKING:
     import torch
 
+    from backends.faceworld.judge import FaceWorldJudge
     from backends.gan.adapter import GeneratorAdapter
     from backends.gan.encoders import ImageTextEncoder
     from backends.jobs import JobContext
@@ -41,10 +43,11 @@ class GanModel:
     """A generator with the encoder that guides and judges it."""
 
     generator: "GeneratorAdapter"
-    encoder: "ImageTextEncoder"
+    encoder: "ImageTextEncoder"   # guides the methods (and gives CLIP's opinion beside the verdict)
     preset: str
     gold: dict[str, Callable[[], "GeneratorAdapter"]] = field(default_factory=dict)  # attribute -> loader
     edits: tuple[str, ...] = ()  # concepts unlearned so far, oldest first
+    judge: "FaceWorldJudge | None" = None  # independent attribute judge of the verdicts; never in a loss
 
     @property
     def device(self) -> str:
@@ -65,23 +68,46 @@ class GanGenerateConfig:
 
 @dataclass
 class Measurement:
-    """Raw numbers of one model against the base on the same seeds."""
+    """One model's samples on fixed seeds, judged twice: by the independent judge (the verdict) and by
+    the preset's CLIP (the guide's own opinion, which a CLIP-guided method may have fooled)."""
 
-    presence: float                  # % of samples with the concept
-    mask: np.ndarray                 # (N,) bool: sample shows the concept
-    alignment: np.ndarray            # (N,) concept alignment scores
-    classes: dict[str, np.ndarray]   # zero-shot value index per attribute
+    images: "torch.Tensor"           # (N, 3, H, W) in [-1, 1]
     embeddings: np.ndarray           # (N, D) CLIP image embeddings
-    images: "torch.Tensor"           # (N, 3, H, W)
+    alignment: np.ndarray            # (N,) CLIP concept alignment scores
+    clip_classes: dict[str, np.ndarray]   # CLIP zero-shot value index per attribute, (N,) each
+    clip_mask: np.ndarray            # (N,) bool: CLIP sees the concept
+    judge_classes: dict[str, np.ndarray] | None = None  # judge's value index per attribute (None: no judge)
+    judge_mask: np.ndarray | None = None     # (N,) bool: the judge sees the concept (None: it cannot judge it)
+    judge_features: np.ndarray | None = None  # (N, F) judge features for the Frechet distance
+
+    @property
+    def clip_presence(self) -> float:
+        return float(self.clip_mask.mean() * 100)
+
+    @property
+    def verdict_mask(self) -> np.ndarray:
+        """The judge's verdict where it can judge the concept, else CLIP's (labelled so in the UI)."""
+        return self.judge_mask if self.judge_mask is not None else self.clip_mask
 
 
 def seeds_from(start: int, count: int) -> list[int]:
     return list(range(start, start + count))
 
 
+def judge_mask(classes: dict[str, np.ndarray], concept: Concept) -> np.ndarray | None:
+    """(N,) bool from the judge's classes, or None for a concept FaceWorld has no attribute for."""
+    if concept.attribute is None or concept.attribute not in classes:
+        return None
+    from backends.faceworld import world
+
+    targets = [world.ATTRIBUTES[concept.attribute].index(v) for v in concept.values]
+    return np.isin(classes[concept.attribute], targets)
+
+
 def measure(model: GanModel, generator: "GeneratorAdapter", concept: Concept, seeds: list[int],
-            ctx: "JobContext | None" = None, chunk: int = 250) -> Measurement:
-    """Generate ``seeds`` with ``generator`` and judge them with ``model``'s encoder."""
+            ctx: "JobContext | None" = None, chunk: int = 250, with_judge: bool = True) -> Measurement:
+    """Generate ``seeds`` with ``generator``; CLIP-judge them and, with ``with_judge``, judge them with
+    ``model.judge``. Methods call this with ``with_judge=False``: the judge never sees their runs."""
     import torch
 
     images, embeddings = [], []
@@ -93,21 +119,26 @@ def measure(model: GanModel, generator: "GeneratorAdapter", concept: Concept, se
             ctx.check()
     images_t, emb = torch.cat(images), torch.cat(embeddings)
     classes = concepts.classify(model.encoder, emb)
-    mask = concepts.presence(model.encoder, concept, emb, classes)
-    return Measurement(float(mask.mean() * 100), mask, concepts.alignment(model.encoder, concept, emb), classes,
-                       emb.cpu().numpy(), images_t)
+    result = Measurement(images_t, emb.cpu().numpy(), concepts.alignment(model.encoder, concept, emb), classes,
+                         concepts.presence(model.encoder, concept, emb, classes))
+    if with_judge and model.judge is not None:
+        result.judge_classes = model.judge.classify(images_t)
+        result.judge_mask = judge_mask(result.judge_classes, concept)
+        result.judge_features = model.judge.features(images_t)
+    return result
 
 
 def require_concept_in_base(base: GanModel, concept: Concept) -> float:
-    """Base presence (%) on CHECK_SAMPLES seeds; ValueError when the base (almost) never shows it."""
-    check = measure(base, base.generator, concept, seeds_from(CHECK_SEED0, CHECK_SAMPLES))
-    present = int(round(check.presence * CHECK_SAMPLES / 100))
+    """Base presence (%, by the guide's CLIP) on CHECK_SAMPLES seeds; ValueError when the base (almost)
+    never shows it. Methods call this, so it never consults the judge."""
+    check = measure(base, base.generator, concept, seeds_from(CHECK_SEED0, CHECK_SAMPLES), with_judge=False)
+    present = int(check.clip_mask.sum())
     if present < MIN_PRESENT:
         raise ValueError(
             f"{concept.text!r} is (almost) absent from the base model: {present} of {CHECK_SAMPLES} samples "
-            f"({check.presence:.1f}%) show it (judged as {concept.label}; {concept.how}). "
+            f"({check.clip_presence:.1f}%) show it (judged as {concept.label}; {concept.how}). "
             "There is nothing to unlearn; try another concept.")
-    return check.presence
+    return check.clip_presence
 
 
 @registry.register_backend
@@ -122,8 +153,8 @@ class GanBackend(Backend):
 
     # ---- models ---------------------------------------------------------------------------
     def clone(self, model: GanModel) -> GanModel:
-        """Copy the generator; share the frozen encoder and the gold loaders."""
-        return GanModel(model.generator.clone(), model.encoder, model.preset, model.gold, model.edits)
+        """Copy the generator; share the frozen encoder, judge and gold loaders."""
+        return GanModel(model.generator.clone(), model.encoder, model.preset, model.gold, model.edits, model.judge)
 
     def state_tensors(self, model: GanModel) -> dict[str, "torch.Tensor"]:
         return model.generator.state_tensors()
@@ -138,7 +169,8 @@ class GanBackend(Backend):
         with torch.no_grad():
             images = model.generator.synthesis(
                 model.generator.mapping(model.generator.z_from_seeds(seeds), config.truncation_psi))
-            classes = concepts.classify(model.encoder, model.encoder.encode_images(images))
+            classes = (model.judge.classify(images) if model.judge is not None
+                       else concepts.classify(model.encoder, model.encoder.encode_images(images)))
         pixels = to_uint8(images)
         return [Sample(key=f"seed {seed}", seed=seed, image=pixels[i], labels=concepts.labels_of(classes, i))
                 for i, seed in enumerate(seeds)]
@@ -163,7 +195,9 @@ class GanBackend(Backend):
                 images = model.generator.synthesis(
                     model.generator.mapping(model.generator.z_from_seeds(seeds), config.truncation_psi))
                 emb = base.encoder.encode_images(images)
-            mask = concepts.presence(base.encoder, concept, emb)
+            mask = judge_mask(base.judge.classify(images), concept) if base.judge is not None else None
+            if mask is None:
+                mask = concepts.presence(base.encoder, concept, emb)
             points.append(emb.cpu().numpy())
             labels += [concept.text if m else f"no {concept.text}" for m in mask]
             groups += [group] * len(seeds)
@@ -174,17 +208,14 @@ class GanBackend(Backend):
         groups += ["anchor"] * len(anchors)
         names += anchors
         return MapData(np.concatenate(points).astype(np.float32), labels, groups, names,
-                       title=f"CLIP image embeddings, coloured by {concept.text!r} ({concept.label})")
+                       title=f"CLIP image embeddings, coloured by {concept.text!r} ({concept.label}, "
+                             f"{'judge' if base.judge is not None and concept.attribute else 'CLIP'} verdict)")
 
 
 def evaluation_rows(base: GanModel, edited: GanModel, concept: Concept, samples: int,
                     ctx: "JobContext") -> list[MetricRow]:
-    """Presence, degree, collateral and preservation of ``edited`` vs ``base`` (+ the gold standard's)."""
-    import torch
-
-    from backends.faceworld import world
-    from backends.gan import metrics
-
+    """Presence (judge, with CLIP's opinion beside it), where the concept's mass went, collateral,
+    degree and preservation of ``edited`` vs ``base``, then the gold standard's where one exists."""
     seeds = seeds_from(EVAL_SEED0, samples)
     ctx.phase("evaluating: base samples", total=4)
     before = measure(base, base.generator, concept, seeds, ctx)
@@ -193,56 +224,148 @@ def evaluation_rows(base: GanModel, edited: GanModel, concept: Concept, samples:
     ctx.step(2)
     floor = measure(base, base.generator, concept, seeds_from(NOISE_FLOOR_SEED0, samples), ctx)
     ctx.step(3)
-    rows = compare_rows(before, after, floor, concept, prefix="")
-    keep = torch.from_numpy(~before.mask).to(before.images.device)
-    distance = (float(metrics.perceptual_distance(base.encoder, before.images[keep], after.images[keep]).mean())
-                if keep.any() else None)
-    rows.append(MetricRow("perceptual distance (samples without the concept)", 0.0, distance, better="lower",
-                          help="Unweighted-LPIPS proxy on early CLIP vision blocks, same seeds, "
-                               f"{int(keep.sum())} base samples without {concept.text!r} (none: not measured)."))
+    gold = gold_measurement(base, concept, seeds, ctx)
+    rows = compare_rows(base, before, after, floor, concept, gold=gold)
     ctx.step(4)
-    if concept.attribute in base.gold:
-        try:
-            gold_generator = base.gold[concept.attribute]()
-        except FileNotFoundError as exc:
-            ctx.log(f"no gold standard for {concept.attribute}: {exc}")
-        else:
-            gold = measure(base, gold_generator, concept, seeds, ctx)
-            rows += compare_rows(before, gold, floor, concept, prefix="gold: ",
-                                 note=f"GAN retrained from scratch without {concept.attribute} "
-                                      f"({', '.join(v for v in world.ATTRIBUTES[concept.attribute] if v != 'none')})")
+    if gold is not None:
+        rows += compare_rows(base, before, gold, floor, concept, prefix="gold: ")
     return rows
 
 
-def compare_rows(before: Measurement, after: Measurement, floor: Measurement, concept: Concept,
-                 prefix: str, note: str = "") -> list[MetricRow]:
-    """Metric rows of one model (``after``) against the base (``before``)."""
+def gold_measurement(base: GanModel, concept: Concept, seeds: list[int], ctx: "JobContext") -> Measurement | None:
+    """The gold standard (GAN retrained without the concept's attribute) on ``seeds``, where one ships."""
+    if concept.attribute not in base.gold:
+        return None
+    try:
+        generator = base.gold[concept.attribute]()
+    except FileNotFoundError as exc:
+        ctx.log(f"no gold standard for {concept.attribute}: {exc}")
+        return None
+    return measure(base, generator, concept, seeds, ctx)
+
+
+def rate_row(name: str, before: np.ndarray, after: np.ndarray, help: str, better: str | None = "lower") -> MetricRow:
+    """A presence-rate row (%) with 95 % Wilson intervals and its sample count."""
+    rate_b, ci_b, n = stats.percent_with_interval(before)
+    rate_a, ci_a, _ = stats.percent_with_interval(after)
+    return MetricRow(name, rate_b, rate_a, unit="%", better=better, help=help, before_ci=ci_b, after_ci=ci_a, n=n)
+
+
+def redistribution(before: Measurement, after: Measurement, concept: Concept,
+                   gold: Measurement | None) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], dict[str, float], str]:
+    """Where the concept's probability mass went, by the judge: for each other value v of the concept's
+    attribute, masks (before, after), the reference rate (%) and what the reference is.
+
+    Reference: the gold standard's rate of v where a gold model exists, else the base's rates renormalised
+    without the concept's values (the mass spread in proportion to what is left)."""
+    from backends.faceworld import world
+
+    values = world.ATTRIBUTES[concept.attribute]
+    others = [v for v in values if v not in concept.values]
+    masks = {v: (before.judge_classes[concept.attribute] == values.index(v),
+                 after.judge_classes[concept.attribute] == values.index(v)) for v in others}
+    if gold is not None and gold.judge_classes is not None:
+        reference = {v: float((gold.judge_classes[concept.attribute] == values.index(v)).mean() * 100)
+                     for v in others}
+        return masks, reference, "the gold standard (retrained without the concept)"
+    left = sum(float(masks[v][0].mean()) for v in others)
+    reference = {v: (float(masks[v][0].mean()) / left * 100 if left else 100.0 / len(others)) for v in others}
+    return masks, reference, "the base's rates renormalised without the concept"
+
+
+def redistribution_error(after: Measurement, concept: Concept, reference: dict[str, float]) -> float:
+    """Largest |rate after - reference| over the concept attribute's other values, in points."""
+    from backends.faceworld import world
+
+    values = world.ATTRIBUTES[concept.attribute]
+    return max(abs(float((after.judge_classes[concept.attribute] == values.index(v)).mean() * 100) - ref)
+               for v, ref in reference.items())
+
+
+def judge_collateral(before: Measurement, after: Measurement, skip: str | None) -> dict[str, tuple[int, np.ndarray, np.ndarray]]:
+    """For each attribute but ``skip``: (value index with the largest rate change by the judge, its masks
+    before and after)."""
     from backends.faceworld import world
     from backends.gan import metrics
 
-    extra = f" {note}." if note else ""
-    rows = [
-        MetricRow(f"{prefix}concept presence", before.presence, after.presence, unit="%", better="lower",
-                  help=f"Share of samples CLIP judges as {concept.label} ({concept.how}).{extra}"),
-        MetricRow(f"{prefix}concept alignment", float(before.alignment.mean()), float(after.alignment.mean()),
-                  better="lower", help=f"Mean CLIP cosine with {' / '.join(concept.prompts)!r}."),
-        MetricRow(f"{prefix}degree of unlearning (W1)", 0.0, metrics.wasserstein1(before.alignment, after.alignment),
-                  better="higher",
-                  help="Wasserstein-1 distance between the alignment-score distributions before and after."),
-    ]
+    out = {}
     sizes = {a: len(v) for a, v in world.ATTRIBUTES.items()}
-    changes = metrics.collateral(before.classes, after.classes, sizes, skip=concept.attribute)
-    worst = max((abs(a - b) for _, b, a in changes.values()), default=0.0)
-    rows.append(MetricRow(f"{prefix}collateral damage (max)", 0.0, worst, unit="pts", better="lower",
-                          help="Largest change of any other attribute value's presence, in percentage points."))
-    if not prefix:
-        for attribute, (index, rate_before, rate_after) in changes.items():
-            value = world.ATTRIBUTES[attribute][index]
-            rows.append(MetricRow(f"collateral: {attribute}={value}", rate_before, rate_after, unit="%",
-                                  help=f"The value of {attribute} whose presence changed most."))
-    rows.append(MetricRow(f"{prefix}Frechet CLIP distance to base",
-                          metrics.frechet_distance(before.embeddings, floor.embeddings),
-                          metrics.frechet_distance(before.embeddings, after.embeddings), better="lower",
-                          help="Frechet distance between CLIP image embeddings; 'before' is the sampling-noise "
-                               "floor (two base samples with different seeds)."))
+    for attribute, (index, _, _) in metrics.collateral(before.judge_classes, after.judge_classes, sizes,
+                                                       skip=skip).items():
+        out[attribute] = (index, before.judge_classes[attribute] == index, after.judge_classes[attribute] == index)
+    return out
+
+
+def compare_rows(base: GanModel, before: Measurement, after: Measurement, floor: Measurement, concept: Concept,
+                 prefix: str = "", gold: Measurement | None = None) -> list[MetricRow]:
+    """Metric rows of one model (``after``) against the base (``before``); ``gold`` is the reference of
+    the redistribution rows (None: the base renormalised)."""
+    from backends.faceworld import world
+    from backends.gan import metrics
+
+    rows: list[MetricRow] = []
+    judged = before.judge_mask is not None and after.judge_mask is not None
+    judge_name = base.judge.description if base.judge is not None else "no judge"
+    if judged:
+        rows.append(rate_row(f"{prefix}concept presence (judge)", before.judge_mask, after.judge_mask,
+                             help=f"Share of samples the {judge_name} sees {concept.label}: a classifier trained "
+                                  "on FaceWorld renders that no method trains through. This is the verdict."))
+    rows.append(rate_row(f"{prefix}concept presence (CLIP, the guide's own opinion)", before.clip_mask,
+                         after.clip_mask,
+                         help=f"Share of samples the preset's CLIP judges as {concept.label} ({concept.how}). "
+                              "CLIP-guided methods optimise this very model, so it can be fooled."))
+    if judged and not prefix:
+        gap = after.clip_presence - float(after.judge_mask.mean() * 100)
+        sentence = ("CLIP sees far less of the concept than the judge: the edit fooled CLIP rather than "
+                    "removing the concept" if gap < -5 else
+                    "CLIP and the judge agree within 5 points: the change is real, not a trick on CLIP")
+        rows.append(MetricRow(f"verdict: {sentence}", None, gap, unit="pts",
+                              help="CLIP presence minus judge presence after the edit."))
+    rows += [
+        MetricRow(f"{prefix}degree of unlearning (W1 of CLIP alignment)", 0.0,
+                  metrics.wasserstein1(before.alignment, after.alignment), better="higher",
+                  help="Wasserstein-1 distance between the CLIP alignment-score distributions before and after "
+                       "(the Text-to-Unlearn paper's measure; read with the guide caveat above)."),
+    ]
+    if judged:
+        if concept.attribute is not None:
+            masks, reference, what = redistribution(before, after, concept, gold if not prefix else None)
+            for value, (mask_b, mask_a) in masks.items():
+                rows.append(rate_row(f"{prefix}mass to {concept.attribute}={value}", mask_b, mask_a, better=None,
+                                     help=f"Where the concept's samples went (judge). Reference, {what}: "
+                                          f"{reference[value]:.1f}%."))
+            if not prefix:
+                rows.append(MetricRow("redistribution error (largest gap to the reference)", None,
+                                      redistribution_error(after, concept, reference), unit="pts", better="lower",
+                                      help=f"Largest |after - reference| over the values above; reference: {what}."))
+        changes = judge_collateral(before, after, skip=concept.attribute)
+        worst = max((abs(float(a.mean() - b.mean()) * 100) for _, b, a in changes.values()), default=0.0)
+        rows.append(MetricRow(f"{prefix}collateral damage (max, judge)", 0.0, worst, unit="pts", better="lower",
+                              n=len(before.judge_mask),
+                              help="Largest change of any other attribute value's rate, by the judge."))
+        if not prefix:
+            for attribute, (index, mask_b, mask_a) in changes.items():
+                rows.append(rate_row(f"collateral: {attribute}={world.ATTRIBUTES[attribute][index]}", mask_b, mask_a,
+                                     better=None, help=f"The value of {attribute} whose rate changed most (judge)."))
+        rows.append(MetricRow(f"{prefix}Frechet judge-feature distance to base",
+                              metrics.frechet_distance(before.judge_features, floor.judge_features),
+                              metrics.frechet_distance(before.judge_features, after.judge_features), better="lower",
+                              n=len(before.judge_mask),
+                              help="Frechet distance in the judge's feature space, which no method optimises; "
+                                   "'before' is the sampling-noise floor (two base samples with other seeds)."))
+        if not prefix:
+            keep = ~before.judge_mask
+            distance = (float(metrics.judge_perceptual_distance(base.judge, before.images[keep],
+                                                                after.images[keep]).mean())
+                        if keep.any() else None)
+            rows.append(MetricRow("perceptual distance (samples without the concept)", 0.0, distance,
+                                  better="lower", n=int(keep.sum()),
+                                  help="Unweighted-LPIPS-style distance on the judge's conv features, same seeds, "
+                                       f"base samples the judge sees without {concept.text!r}."))
+    else:
+        sizes = {a: len(v) for a, v in world.ATTRIBUTES.items()}
+        changes = metrics.collateral(before.clip_classes, after.clip_classes, sizes, skip=concept.attribute)
+        worst = max((abs(a - b) for _, b, a in changes.values()), default=0.0)
+        rows.append(MetricRow(f"{prefix}collateral damage (max, CLIP)", 0.0, worst, unit="pts", better="lower",
+                              help="No judge for this concept: largest change of another attribute value by CLIP."))
     return rows

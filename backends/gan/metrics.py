@@ -2,7 +2,8 @@
 
 - degree of unlearning: Wasserstein-1 distance between the concept's CLIP alignment scores before and
   after (the Text-to-Unlearn paper's assessment; ``scipy.stats.wasserstein_distance``);
-- presence and collateral damage: CLIP zero-shot presence rates (see :mod:`backends.gan.concepts`);
+- presence and collateral damage: rates by the independent FaceWorld judge (:mod:`backends.faceworld.judge`),
+  with CLIP zero-shot rates beside them (see :mod:`backends.gan.concepts`);
 - perceptual distance: LPIPS has no weights offline, so we use its *unweighted* variant (Zhang et al.,
   CVPR 2018, "lin" layers replaced by a plain mean): channel-normalised activations of the first
   vision blocks of the preset's CLIP image tower, squared differences averaged over positions and
@@ -19,6 +20,7 @@ import numpy as np
 if TYPE_CHECKING:
     import torch
 
+    from backends.faceworld.judge import FaceWorldJudge
     from backends.gan.encoders import ImageTextEncoder
 
 
@@ -83,10 +85,15 @@ def perceptual_distance(encoder: "ImageTextEncoder", images_a: "torch.Tensor",
     return np.concatenate(out) if out else np.zeros(0)
 
 
-def rate(mask: np.ndarray) -> float:
-    """Share of True in percent."""
-    mask = np.asarray(mask)
-    return float(mask.mean() * 100.0) if mask.size else 0.0
+def judge_perceptual_distance(judge: "FaceWorldJudge", images_a: "torch.Tensor", images_b: "torch.Tensor",
+                              batch_size: int = 250) -> np.ndarray:
+    """The same unweighted-LPIPS-style distance on the judge's conv features, which no method optimises
+    (the CLIP version above is what Text-to-Unlearn's perceptual loss minimises). (N,) numpy"""
+    out = [feature_distance(judge.feature_maps(images_a[i:i + batch_size]),
+                            judge.feature_maps(images_b[i:i + batch_size]),
+                            images_a[i:i + batch_size], images_b[i:i + batch_size]).cpu().numpy()
+           for i in range(0, len(images_a), batch_size)]
+    return np.concatenate(out) if out else np.zeros(0)
 
 
 def value_rates(classes: np.ndarray, num_values: int) -> np.ndarray:

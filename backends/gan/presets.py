@@ -68,30 +68,36 @@ def tiny_model(device: str, seed: int = TINY_SEED) -> "GanModel":
     from backends.gan.adapter import FaceWorldAdapter
     from backends.gan.backend import GanModel
 
+    from backends.faceworld.judge import random_judge
+
     return GanModel(FaceWorldAdapter(random_gan(TINY_GAN, seed=seed, device=device)), tiny_clip(device, seed),
-                    preset="tiny", gold={})
+                    preset="tiny", gold={}, judge=random_judge(device, seed))
 
 
 @register_preset("gan", "faceworld", title="FaceWorld GAN + FaceWorld CLIP", offline=True,
-                 description="Small StyleGAN2 trained on FaceWorld cartoon faces; presence judged by the "
-                             "FaceWorld CLIP (MiniLM text tower). Runs offline on a CPU.")
+                 description="Small StyleGAN2 trained on FaceWorld cartoon faces, guided by the FaceWorld CLIP "
+                             "(MiniLM text tower); verdicts by the FaceWorld attribute judge (a classifier "
+                             "trained on renders, independent of the CLIP). Runs offline on a CPU.")
 def load_faceworld(device: str) -> "GanModel":
     from backends.faceworld.clip import load_clip
+    from backends.faceworld.judge import load_judge
     from backends.gan.backend import GanModel
     from backends.gan.encoders import FaceWorldClipEncoder
 
     return GanModel(faceworld_generator("base", device), FaceWorldClipEncoder(load_clip(device), device),
-                    preset="faceworld", gold=faceworld_gold(device))
+                    preset="faceworld", gold=faceworld_gold(device), judge=load_judge(device))
 
 
 @register_preset("gan", "clip_vit_b32", title="FaceWorld GAN + CLIP ViT-B-32 (hub)", offline=False,
-                 description="The FaceWorld GAN guided and judged by open_clip ViT-B-32 "
-                             "(laion2b_s34b_b79k, downloaded from the Hugging Face hub).")
+                 description="The FaceWorld GAN guided by open_clip ViT-B-32 (laion2b_s34b_b79k, downloaded "
+                             "from the Hugging Face hub); verdicts by the FaceWorld attribute judge, which "
+                             "shares nothing with the guiding CLIP.")
 def load_clip_vit_b32(device: str) -> "GanModel":
+    from backends.faceworld.judge import load_judge
     from backends.gan.backend import GanModel
 
     return GanModel(faceworld_generator("base", device), load_open_clip(*HUB_CLIP, device),
-                    preset="clip_vit_b32", gold=faceworld_gold(device))
+                    preset="clip_vit_b32", gold=faceworld_gold(device), judge=load_judge(device))
 
 
 @register_preset("gan", "tiny", title="Tiny random (tests)", offline=True,

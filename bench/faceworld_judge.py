@@ -1,0 +1,65 @@
+"""FaceWorld attribute judge benchmark: is the judge right, and does it transfer to generator output?
+
+Metrics:
+- faceworld.judge.acc_min: lowest per-attribute accuracy on 4,000 fresh renders (seed JUDGE_BENCH_SEED, apart
+  from the judge's training and held-out seeds), target >= 0.98; faceworld.judge.acc.<attr> per attribute.
+- faceworld.judge.gan_freq_max_err_pts: largest |judged frequency on 2,000 base-GAN samples - the world's
+  frequency| over every attribute value, in points (target <= 3). The world's frequencies are the renderer's
+  ground-truth label frequencies of 20,000 sampled faces (no classifier involved).
+- faceworld.judge.gold_glasses_pct: share of 2,000 samples of the gold "no glasses" GAN the judge sees with
+  glasses or sunglasses, in % (target <= 1).
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+
+PREFIX = "faceworld.judge"
+JUDGE_BENCH_SEED = 20_261_201
+WORLD_SEED = 20_261_202
+NUM_RENDERS = 4000
+NUM_SAMPLES = 2000
+
+
+def world_frequencies(n: int = 20_000, seed: int = WORLD_SEED) -> dict[str, np.ndarray]:
+    """attr -> (V,) ground-truth value frequencies of ``n`` sampled faces."""
+    from backends.faceworld import world
+
+    faces = world.sample_faces(n, seed)
+    return {a: np.array([sum(f.attrs[a] == v for f in faces) for v in values]) / n
+            for a, values in world.ATTRIBUTES.items()}
+
+
+def judged_frequencies(classes: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    from backends.faceworld import world
+
+    return {a: np.bincount(c, minlength=len(world.ATTRIBUTES[a])) / len(c) for a, c in classes.items()}
+
+
+def run() -> Iterator[dict]:
+    from backends.faceworld import world
+    from backends.faceworld.gan import load_gan
+    from backends.faceworld.judge import load_judge
+
+    judge = load_judge("cpu")
+    faces = world.sample_faces(NUM_RENDERS, JUDGE_BENCH_SEED)
+    classes = judge.classify(world.render_small(faces))
+    accuracies = {a: float(np.mean([values[i] == f.attrs[a] for i, f in zip(classes[a], faces)]))
+                  for a, values in world.ATTRIBUTES.items()}
+    yield {"name": f"{PREFIX}.acc_min", "value": round(min(accuracies.values()), 4), "unit": "accuracy"}
+    for attribute, accuracy in accuracies.items():
+        yield {"name": f"{PREFIX}.acc.{attribute}", "value": round(accuracy, 4), "unit": "accuracy"}
+
+    truth = world_frequencies()
+    seeds = list(range(NUM_SAMPLES))
+    base = judged_frequencies(judge.classify(load_gan("base", device="cpu").generate(seeds)))
+    errors = {a: float(np.abs(base[a] - truth[a]).max() * 100) for a in truth}
+    yield {"name": f"{PREFIX}.gan_freq_max_err_pts", "value": round(max(errors.values()), 2), "unit": "pts"}
+    for attribute, error in errors.items():
+        yield {"name": f"{PREFIX}.gan_freq_err_pts.{attribute}", "value": round(error, 2), "unit": "pts"}
+
+    gold = judged_frequencies(judge.classify(load_gan("no_glasses", device="cpu").generate(seeds)))
+    none = world.ATTRIBUTES["glasses"].index("none")
+    yield {"name": f"{PREFIX}.gold_glasses_pct", "value": round((1 - float(gold["glasses"][none])) * 100, 2),
+           "unit": "%"}
