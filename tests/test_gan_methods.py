@@ -235,3 +235,31 @@ def test_picked_indices_outside_the_gallery_are_refused():
     lab.generate("s", "gan", "tiny", {"count": 4})
     with pytest.raises(ValueError, match="not in the current gallery"):
         lab.start_unlearning("s", "gan", "tiny", "adapt_then_unlearn", {"picked": [0, 99]})
+
+
+def test_per_value_directions_cover_each_value_of_a_multi_valued_concept(base):
+    glasses = concepts.resolve(base.encoder, "glasses")
+    directions = text_to_unlearn.value_directions(base.encoder, glasses)
+    assert directions.shape[0] == len(glasses.values) == 2
+    assert torch.allclose(directions.norm(dim=-1), torch.ones(2), atol=1e-5)
+    assert not torch.allclose(directions[0], directions[1]), "glasses and sunglasses are pushed apart"
+    smiling = concepts.resolve(base.encoder, "smiling")
+    assert text_to_unlearn.value_directions(base.encoder, smiling).shape[0] == 1
+
+
+def test_remaining_targets_share_the_forgotten_samples_by_frequency_and_follow_w(base):
+    smiling = concepts.resolve(base.encoder, "smiling")
+    names = world.ATTRIBUTES["expression"]
+    pool_classes = torch.tensor([names.index("neutral")] * 100 + [names.index("frowning")] * 300)
+    forget_w = torch.randn(400, base.generator.w_dim, generator=torch.Generator().manual_seed(0))
+    seen = torch.zeros(400, dtype=torch.long)
+    rng = torch.Generator().manual_seed(1)
+    directions = text_to_unlearn.target_directions(base.encoder, smiling, forget_w, seen, pool_classes, rng)
+    to_neutral = torch.isclose(directions, directions[(directions - directions[0]).norm(dim=1).argmin()]).all(1)
+    share = min(float(to_neutral.float().mean()), 1 - float(to_neutral.float().mean()))
+    assert abs(share - 0.25) < 0.02, "targets in proportion to the pool's 1:3 neutral:frowning"
+    again = text_to_unlearn.target_directions(base.encoder, smiling, forget_w, seen, pool_classes,
+                                              torch.Generator().manual_seed(1))
+    assert torch.equal(directions, again)
+    glasses = concepts.resolve(base.encoder, "glasses")
+    assert text_to_unlearn.target_directions(base.encoder, glasses, forget_w, seen, pool_classes, rng) is None

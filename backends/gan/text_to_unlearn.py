@@ -8,25 +8,40 @@ outline only (no code, loss weights, steps or layers); every such choice below i
    StyleCLIP latent mapper (Patashnik et al. 2021) w_hat = w + 0.1 * M(w) towards the concept, then
    i = norm(mean_w[E_I(G_f(w_hat)) - E_I(G_f(w))]).
 2. Fine-tune a copy G_t of the generator with
-   L = [1 - cos(E_I(G_t(w_hat)) - E_I(G_f(w_hat)), -i)]                      (directional, StyleGAN-NADA)
+   L = [1 - cos(E_I(G_t(w_hat)) - E_I(G_f(w_hat)), u(w_hat))]                (directional, StyleGAN-NADA)
        + lambda_perceptual * perceptual(G_t(w), G_f(w))                       (unweighted-LPIPS proxy)
        + lambda_identity * (1 - cos(id(G_t(v)), id(G_f(v)))),
    w_hat = latents whose image shows the concept (``latent_pool="concept"``: the text-only stand-in
    for the mapper's edited latents) or mapper-edited latents; w = latents without the concept;
-   v = both. id(x) = E_I(x) with the concept direction projected out (no face-recognition network
-   exists for cartoon faces: "everything about the face except the concept"), so on the forget
-   latents it lets the image move along the concept direction only.
-   Our addition (``augment``): CLIP sees the same random shift/flip of G_t's and G_f's images, so the
-   directional loss cannot be met by pixel patterns that fool this particular CLIP.
+   v = both. id(x) = E_I(x) with the edit direction projected out (no face-recognition network
+   exists for cartoon faces: "everything about the face except the concept").
+   u(w_hat), the direction each forget latent is pushed along, is text-derived:
+   - ``per_value``: minus the direction of the value CLIP sees in G_f(w_hat) ("glasses" covers glasses
+     and sunglasses). With the two values' average instead, glasses of some seeds turned into sunglasses
+     (this CLIP was trained with sunglasses as negatives of "glasses": they lie along minus the average).
+   - ``targets="remaining"``, for an attribute with other present values (smiling: neutral, frowning):
+     norm(E_T(target value) - E_T(own value)), the targets shared in proportion to how often G_f draws
+     them and split along a random direction of W so that the generator can learn which latent goes where.
+     Pushing every smile along "minus smile" made 80-88 % of all faces frown (CLIP's opposite of a smile).
+   Our addition (``augment``): CLIP sees the same random shift/flip of G_t's and G_f's images.
 3. Trained layers: StyleGAN-NADA's automatic top-k (rank the W+ entries by the gradient of the
-   concept's CLIP alignment, train the k synthesis convs they drive; never mapping or toRGB), or
-   chosen groups.
+   concept's CLIP alignment over RANK_LATENTS forget latents, train the k synthesis convs they drive;
+   never mapping or toRGB), or chosen groups.
+
+Why the earlier version fooled its CLIP instead of removing glasses (found with the independent judge,
+on tune seeds 6,000,000+, never the evaluation's): the layer probe ranked on 8 latents chose other
+layers for other seeds; when it skipped the 16 px conv1 (or with ``layers="middle"``), CLIP's glasses
+presence fell 41 % -> 30 % while the judge saw no change at all. Ranked on 32 latents every seed picks
+the same layers; per-value directions removed the glasses -> sunglasses escape.
 Optimiser: Adam with NADA's betas (0, 0.99); NADA uses lr 0.002 * 0.8 and ~300 iterations on
 StyleGAN2-FFHQ; our default (lr 0.002, 120 steps, batch 8, top-3 layers) fits the 32 px FaceWorld GAN
-on a 2-core CPU; 180 steps or top-5 layers did not forget more on FaceWorld. lambda_perceptual =
-lambda_identity = 0.5 were set on a FaceWorld checkpoint (glasses, 500 samples): 1.0/1.0 kept 32% of
-the base presence at 9 points of collateral, 0.5/0.5 kept 14% at 10 points. Augmentation (below)
-lowered both presence (19% -> 14% kept) and collateral (11 -> 6 points) on an earlier checkpoint.
+on a 2-core CPU (about 10 s). Tuned on tune seeds: 160 steps removed smiles more (judge ratio 0.03-0.12)
+but raised the expression collateral of glasses to 5-8 points; top-5 layers let glasses escape into
+sunglasses. lambda_perceptual = lambda_identity = 0.5.
+What it cannot do: where a forgotten smile goes depends on the seed (neutral:frowning from 48:47 to
+31:68 on tune seeds, the reference being 45:55), and the perceptual and identity terms read the same
+CLIP the edit moves, so they cannot see every change (the judge reports glasses edits moving 2-5 % of
+faces between expressions). Measured numbers: assets/faceworld/GAN.md.
 G_f is the model as it was before this run, so continual requests keep earlier edits.
 """
 from __future__ import annotations
@@ -55,6 +70,8 @@ POOL_SIZE = 512
 DIRECTION_EPS = 0.05
 MAPPER_SCALE = 0.1          # StyleCLIP: w_hat = w + 0.1 * M(w)
 MAPPER_L2 = 0.8             # StyleCLIP's latent L2 weight
+#: Forget latents the layer probe averages over (8 picked different layers for different seeds).
+RANK_LATENTS = 32
 
 
 @dataclass(frozen=True)
@@ -79,6 +96,13 @@ class TextToUnlearnConfig:
     augment: bool = param(True, advanced=True,
                           help="Show CLIP randomly shifted and flipped copies during training (the same for G_t and "
                                "G_f), so the edit must survive them instead of fooling CLIP with pixel patterns")
+    per_value: bool = param(True, advanced=True,
+                            help="Push each forget latent along the text direction of the value CLIP sees in it "
+                                 "(glasses or sunglasses) instead of the values' average")
+    targets: str = param("remaining", choices=("remaining", "neutral"), advanced=True,
+                         help="Where forgotten samples go: 'remaining' sends each to one of the attribute's "
+                              "other values in proportion to their frequency (a forgotten smile becomes neutral "
+                              "or a frown), 'neutral' pushes all away from the concept towards the neutral text")
     latent_pool: str = param("concept", choices=("concept", "all"), advanced=True,
                              help="Directional loss on latents showing the concept (text mode) or on all")
     mapper_steps: int = param(60, help="Latent-mapper training steps (direction = mapper)", min=1, max=2000,
@@ -110,9 +134,10 @@ def run(call: MethodCall) -> None:
     rng = torch.Generator().manual_seed(cfg.seed)
 
     ctx.phase("sampling latents")
-    pool_w, shows = split_pool(frozen, encoder, concept, rng, ctx)
+    pool_w, shows, seen_value, pool_classes = split_pool(frozen, encoder, concept, rng, ctx)
     keep_w = pool_w[~shows] if (~shows).sum() >= 2 else pool_w
-    forget_w = pool_w[shows] if cfg.latent_pool == "concept" and shows.sum() >= 2 else pool_w
+    use_shown = cfg.latent_pool == "concept" and shows.sum() >= 2
+    forget_w = pool_w[shows] if use_shown else pool_w
     if cfg.latent_pool == "concept" and shows.sum() < 2:
         ctx.log("the current model hardly shows the concept any more; using all latents")
 
@@ -120,21 +145,33 @@ def run(call: MethodCall) -> None:
     if cfg.direction == "mapper":
         mapper = train_mapper(frozen, encoder, concept, pool_w, cfg, rng, ctx)
         direction = mapper_direction(frozen, encoder, mapper, pool_w[:64])
-        forget_w = pool_w
+        forget_w, forget_directions = pool_w, -direction.expand(len(pool_w), -1)
     else:
         direction = text_direction(encoder, concept)
+        per_value = value_directions(encoder, concept)  # (V, D)
+        targets = (target_directions(encoder, concept, forget_w, seen_value[shows], pool_classes, rng)
+                   if cfg.targets == "remaining" and use_shown else None)
+        if targets is not None:
+            forget_directions = targets
+        elif cfg.per_value and use_shown and len(per_value) > 1:
+            forget_directions = -per_value[seen_value[shows]]
+        else:
+            forget_directions = -direction.expand(len(forget_w), -1)
 
     ctx.phase("choosing layers")
-    params = select_parameters(generator, encoder, direction, forget_w[:cfg.batch_size], cfg)
+    params = select_parameters(generator, encoder, direction, forget_w[:RANK_LATENTS], cfg)
     ctx.log(f"training {len(params)} tensors: {', '.join(name for name, _ in params)}")
-    train_generator(generator, frozen, encoder, concept, direction, forget_w, keep_w, mapper, params, cfg, rng, ctx)
+    train_generator(generator, frozen, encoder, concept, direction, forget_w, forget_directions, keep_w, mapper,
+                    params, cfg, rng, ctx)
     model.edits = model.edits + (concept.text,)
 
 
 def split_pool(frozen: "GeneratorAdapter", encoder: "ImageTextEncoder", concept: concepts.Concept,
                rng: "torch.Generator", ctx: "JobContext",
-               size: int = POOL_SIZE) -> tuple["torch.Tensor", "torch.Tensor"]:
-    """POOL_SIZE fresh latents and whether G_f's image of each shows the concept. (M, w_dim), (M,) bool"""
+               size: int = POOL_SIZE) -> tuple["torch.Tensor", "torch.Tensor", "torch.Tensor", "torch.Tensor"]:
+    """POOL_SIZE fresh latents, whether CLIP sees the concept in G_f's image of each, which of the
+    concept's values it sees (index into concept.values; 0 for a single-valued concept) and CLIP's value
+    of the concept's attribute (-1 without one). (M, w_dim), (M,) bool, (M,) long, (M,) long"""
     import torch
 
     pool_w = frozen.random_w(size, rng)
@@ -142,8 +179,18 @@ def split_pool(frozen: "GeneratorAdapter", encoder: "ImageTextEncoder", concept:
         embeddings = torch.cat([encoder.encode_images(frozen.synthesis(pool_w[i:i + 128]))
                                 for i in range(0, size, 128)])
     ctx.check()
-    shows = torch.from_numpy(concepts.presence(encoder, concept, embeddings)).to(pool_w.device)
-    return pool_w, shows
+    classes = concepts.classify(encoder, embeddings) if concept.attribute is not None else None
+    shows = torch.from_numpy(concepts.presence(encoder, concept, embeddings, classes)).to(pool_w.device)
+    seen_value = torch.zeros(size, dtype=torch.long, device=pool_w.device)
+    pool_classes = torch.full((size,), -1, dtype=torch.long)
+    if classes is not None:
+        from backends.faceworld import world
+
+        pool_classes = torch.from_numpy(classes[concept.attribute]).long()
+        names = world.ATTRIBUTES[concept.attribute]
+        for index, value in enumerate(concept.values):
+            seen_value[(pool_classes == names.index(value)).to(pool_w.device)] = index
+    return pool_w, shows, seen_value, pool_classes
 
 
 def text_direction(encoder: "ImageTextEncoder", concept: concepts.Concept) -> "torch.Tensor":
@@ -151,6 +198,57 @@ def text_direction(encoder: "ImageTextEncoder", concept: concepts.Concept) -> "t
     import torch.nn.functional as F
 
     return F.normalize(encoder.text_direction(concept.prompts) - encoder.text_direction([concept.neutral]), dim=-1)
+
+
+def value_directions(encoder: "ImageTextEncoder", concept: concepts.Concept) -> "torch.Tensor":
+    """One text direction per value the concept covers, i_v = norm(E_T("<neutral> with <v>") - E_T(neutral)),
+    in concept.values order ("glasses": glasses, sunglasses); the concept's own prompt when it has one value.
+    (V, D)"""
+    import torch
+
+    if len(concept.values) <= 1:
+        return text_direction(encoder, concept)[None]
+    neutral = encoder.text_direction([concept.neutral])
+    prompts = [concepts.concept_prompt(value, concept.neutral) for value in concept.values]
+    return torch.nn.functional.normalize(torch.stack([encoder.text_direction([p]) for p in prompts]) - neutral,
+                                         dim=-1)
+
+
+def target_directions(encoder: "ImageTextEncoder", concept: concepts.Concept, forget_w: "torch.Tensor",
+                      seen_value: "torch.Tensor", pool_classes: "torch.Tensor",
+                      rng: "torch.Generator") -> "torch.Tensor | None":
+    """Where each forget latent should go, for a concept whose attribute has other present values
+    (smiling: neutral or frowning): norm(E_T(prompts of its target t) - E_T(prompts of its own value v))
+    (StyleGAN-NADA's target - source text direction). Pushing every smile along "minus smile" turns them
+    all into frowns, CLIP's opposite of a smile; here the remaining values share the forgotten samples in
+    proportion to how often G_f draws them (CLIP zero-shot on the pool). The split is along a random
+    direction r in W (latents ranked by w . r), so it is a function of w that the generator's
+    modulations can learn (a random target per latent is not: the edit collapses to one value).
+    None when the only remaining value is the absent one (glasses: the neutral prompt is the target).
+    forget_w (M, w_dim); seen_value (M,) index into concept.values; pool_classes (P,). -> (M, D)"""
+    import torch
+
+    from backends.faceworld import world
+
+    if concept.attribute is None:
+        return None
+    values = world.ATTRIBUTES[concept.attribute]
+    remaining = [v for v in values if v not in concept.values]
+    if all(v == world.ABSENT_VALUES.get(concept.attribute) for v in remaining):
+        return None
+    counts = torch.tensor([float((pool_classes == values.index(v)).sum()) + 1.0 for v in remaining])
+    bounds = (counts.cumsum(0) / counts.sum() * len(forget_w)).round().long()  # (R,) rank cut-offs
+    r = torch.randn(forget_w.shape[1], generator=rng).to(forget_w.device)
+    rank = torch.empty(len(forget_w), dtype=torch.long)
+    rank[(forget_w @ r).argsort().cpu()] = torch.arange(len(forget_w))
+    targets = torch.searchsorted(bounds, rank, right=True).clamp(max=len(remaining) - 1)
+
+    def embed(value: str) -> "torch.Tensor":
+        return encoder.text_direction(world.attribute_prompts(concept.attribute, value))
+
+    sources = torch.stack([embed(v) for v in concept.values])   # (V, D)
+    goals = torch.stack([embed(v) for v in remaining])          # (R, D)
+    return torch.nn.functional.normalize(goals[targets.to(seen_value.device)] - sources[seen_value], dim=-1)
 
 
 class LatentMapper:
@@ -252,18 +350,19 @@ def random_augmentation(count: int, rng: "torch.Generator", shift: int = 2):
 
 
 def smoothed_cosine(d: "torch.Tensor", u: "torch.Tensor") -> "torch.Tensor":
-    """cos(d, u) with |d| smoothed by DIRECTION_EPS (u unit). (N,)"""
-    return (d @ u) / (d.square().sum(dim=-1) + DIRECTION_EPS ** 2).sqrt()
+    """cos(d, u) row by row with |d| smoothed by DIRECTION_EPS; u (D,) or (N, D), unit rows. (N,)"""
+    return (d * u).sum(dim=-1) / (d.square().sum(dim=-1) + DIRECTION_EPS ** 2).sqrt()
 
 
 def without_direction(embeddings: "torch.Tensor", direction: "torch.Tensor") -> "torch.Tensor":
-    """Embeddings with their component along ``direction`` removed (the identity feature). (N, D)"""
-    return embeddings - (embeddings @ direction)[:, None] * direction[None]
+    """Embeddings with their component along ``direction`` ((D,) or one unit row per embedding) removed
+    (the identity feature). (N, D)"""
+    return embeddings - (embeddings * direction).sum(dim=-1, keepdim=True) * direction
 
 
 def train_generator(generator: "GeneratorAdapter", frozen: "GeneratorAdapter", encoder: "ImageTextEncoder",
                     concept: concepts.Concept, direction: "torch.Tensor", forget_w: "torch.Tensor",
-                    keep_w: "torch.Tensor", mapper: LatentMapper | None,
+                    forget_directions: "torch.Tensor", keep_w: "torch.Tensor", mapper: LatentMapper | None,
                     params: list[tuple[str, "torch.nn.Parameter"]], cfg: TextToUnlearnConfig,
                     rng: "torch.Generator", ctx: "JobContext") -> None:
     """The fine-tuning loop (directional + perceptual + identity), reporting each step."""
@@ -280,14 +379,15 @@ def train_generator(generator: "GeneratorAdapter", frozen: "GeneratorAdapter", e
     ctx.phase("unlearning", total=cfg.steps)
     try:
         for step in range(cfg.steps):
-            w_hat = forget_w[torch.randint(len(forget_w), (cfg.batch_size,), generator=rng)]
+            index = torch.randint(len(forget_w), (cfg.batch_size,), generator=rng)
+            w_hat, toward = forget_w[index], forget_directions[index]  # (B, w_dim), (B, D)
             if mapper is not None:
                 w_hat = mapper(w_hat)
             augment = random_augmentation(cfg.batch_size, rng) if cfg.augment else (lambda x: x)
             emb_t = encoder.encode_images(augment(generator.synthesis(w_hat)))  # (B, D)
             with torch.no_grad():
                 emb_f = encoder.encode_images(augment(frozen.synthesis(w_hat)))
-            directional = (1 - smoothed_cosine(emb_t - emb_f, -direction)).mean()
+            directional = (1 - smoothed_cosine(emb_t - emb_f, toward)).mean()
 
             w = keep_w[torch.randint(len(keep_w), (cfg.batch_size,), generator=rng)]
             images_t = generator.synthesis(w)
@@ -296,8 +396,9 @@ def train_generator(generator: "GeneratorAdapter", frozen: "GeneratorAdapter", e
                 images_f = frozen.synthesis(w)
                 keep_f, feats_f = encoder.encode_images_with_features(images_f)
             perceptual = feature_distance(feats_t, feats_f, images_t, images_f).mean()
-            identity = (1 - F.cosine_similarity(without_direction(torch.cat([emb_t, keep_t]), direction),
-                                                 without_direction(torch.cat([emb_f, keep_f]), direction),
+            removed = torch.cat([toward, direction.expand(len(keep_t), -1)])  # each row's edit direction
+            identity = (1 - F.cosine_similarity(without_direction(torch.cat([emb_t, keep_t]), removed),
+                                                 without_direction(torch.cat([emb_f, keep_f]), removed),
                                                  dim=-1)).mean()
             loss = directional + cfg.lambda_perceptual * perceptual + cfg.lambda_identity * identity
             optimiser.zero_grad(set_to_none=True)
