@@ -141,7 +141,11 @@ def test_adapt_then_unlearn_changes_synthesis_only(base, gallery):
 def test_every_repulsion_variant_runs(base, gallery, repulsion):
     values = dataclasses.asdict(adapt_then_unlearn.AdaptThenUnlearnConfig.smoke()) | {
         "picked": (), "repulsion": repulsion}
-    run("adapt_then_unlearn", base, BACKEND.clone(base), values, picked=gallery[:2])
+    edited, ctx = BACKEND.clone(base), context()
+    run("adapt_then_unlearn", base, edited, values, picked=gallery[:2], ctx=ctx)
+    assert not same(state(base), BACKEND.state_tensors(edited)), "the run must change the generator"
+    repulsion_values = [row["repulsion"] for row in ctx.history if "repulsion" in row]
+    assert repulsion_values and all(np.isfinite(repulsion_values))
 
 
 def test_ewc_penalty_is_zero_at_the_original_and_grows_with_fisher():
