@@ -1,41 +1,52 @@
-"""Benchmark of concept erasure on FaceWorld diffusion: every method on glasses and hat, plus the gold standard.
+"""Benchmark of concept erasure on FaceWorld diffusion: every registered method, plus the gold standard.
 
-Everything is measured on the ``eval`` prompts and seeds of :mod:`backends.diffusion.prompt_sets` (wordings
-and seeds no method trains on), 6 prompts x 16 seeds = 96 images a group. For ``<method>`` in uce, esd_x,
-esd_u, fewshot_te, salun, advunlearn and ``<concept>`` in glasses, hat:
-``diffusion.<method>.<concept>.heldout_presence`` (share of held-out concept-prompt images still showing
-it) and ``.heldout_presence_ci_high`` (its 95 % Wilson upper bound), ``.train_presence`` (the same on the
-prompts the methods train on, for comparison), ``.collateral_prompt_max_pts`` (largest adherence drop of
-any neighbouring or unrelated prompt, 16 images each) and ``.collateral_max_pts`` (of either group),
-``.seconds`` (the method's run, checks included), ``.attack_asr`` (UnlearnDiffAtk) and
-``.synonym_presence`` (FaceWorld's held-out synonyms); ``diffusion.base.<concept>.*`` (before) and
-``diffusion.gold.glasses.*`` for the model retrained without glasses; ``diffusion.protocol.sets_disjoint``
-(1 when no prompt of any FaceWorld concept is in two of the train / tune / eval sets). Few-shot forget
-images are picked automatically: base images FaceWorld's CLIP flags with the concept. Targets (issue 11):
-heldout_presence <= 0.10 (ci_high <= 0.18), collateral_prompt_max_pts <= 5; UCE <= 2 s, few-shot <= 30 s,
-ESD <= 90 s, SalUn / AdvUnlearn <= 240 s.
+Everything is judged by the independent FaceWorld attribute judge on the ``eval`` prompts and seeds of
+:mod:`backends.diffusion.prompt_sets` (wordings and seeds no method trains on), 6 prompts x 16 seeds =
+96 images a group. For every registered diffusion ``<method>`` on glasses and hat (ESD-u, made for
+global concepts, on a background colour instead):
+``diffusion.<method>.<concept>.heldout_presence`` (share of held-out concept-prompt images the judge
+sees it in) and ``.heldout_presence_ci_high`` (its 95 % Wilson upper bound), ``.heldout_images``,
+``.heldout_presence_clip`` (FaceWorld CLIP's opinion of the same images), ``.train_presence`` (on the
+prompts the methods train on, for comparison), ``.presence_unasked`` (prompt "a face"),
+``.collateral_prompt_max_pts`` (largest adherence drop of any neighbouring or unrelated prompt, 16 images
+each), ``.collateral_attr_max_pts`` (largest shift of any other attribute value's rate over those images),
+``.frechet_judge`` (judge features), ``.seconds`` (the method's run, checks included) and ``.attack_asr``
+(UnlearnDiffAtk at the authors' strength: 40 steps, a success check every 5, success = the judge sees the
+concept); ``diffusion.base.<concept>.*`` (before) and ``diffusion.gold.glasses.*`` for the model retrained
+without glasses; ``diffusion.protocol.sets_disjoint`` (1 when no prompt of any FaceWorld concept, the
+UCE paraphrases included, is in two of the train / tune / eval sets). Few-shot forget images are picked
+automatically: base images FaceWorld's CLIP flags with the concept (never the judge). Targets (issue 11):
+heldout_presence <= 0.10 (ci_high <= 0.18), collateral_prompt_max_pts <= 5, collateral_attr_max_pts <= 8;
+UCE <= 2 s, few-shot <= 30 s, ESD <= 90 s, SalUn / AdvUnlearn <= 240 s.
 
-``python -m bench --only diffusion`` (or ``python -m bench.diffusion [method ...] [concept ...]``, which skips the
-gold standard unless ``gold`` is named too; ``python -m bench.diffusion gold glasses`` scores it alone).
+``python -m bench --only diffusion.`` runs it all (hours on 2 CPU cores). ``python -m bench.diffusion
+[method ...] [concept ...] [gold] [--prompts N] [--seeds N] [--attack-targets N]`` runs a part, with
+smaller groups for a quick check; ``DIFFUSION_BENCH_PROMPTS`` / ``DIFFUSION_BENCH_SEEDS`` set the same
+sizes for ``python -m bench``.
 """
 from __future__ import annotations
 
+import os
 import sys
 import time
 from typing import Iterator
 
-METHODS = ("uce", "esd_x", "esd_u", "fewshot_te", "salun", "advunlearn")
 CONCEPTS = ("glasses", "hat")
-EVAL_PROMPTS, EVAL_SEEDS = 6, 16         # 6 concept / neighbour / unrelated prompts x 16 seeds: 96 images a group
+GLOBAL_CONCEPTS = {"esd_u": ("blue background",)}  # methods for global concepts (styles, backgrounds)
+EVAL_PROMPTS = int(os.environ.get("DIFFUSION_BENCH_PROMPTS", 6))  # concept / neighbour / unrelated prompts
+EVAL_SEEDS = int(os.environ.get("DIFFUSION_BENCH_SEEDS", 16))     # images a prompt: 96 a group by default
 FEWSHOT_IMAGES = 4
-ATTACK = {"prompts": 2, "seeds": 1, "steps": 10, "timesteps": 2}
-SYNONYM_SEEDS = 2
+ATTACK = {"prompts": 6, "seeds": 2, "steps": 40, "check_every": 5}  # 12 targets, the authors' strength
 
 
 def _ctx():
     from backends.jobs import JobContext
 
     return JobContext.standalone()
+
+
+def _key(concept: str) -> str:
+    return concept.replace(" ", "_")
 
 
 def _picked(base, concept: str):
@@ -47,35 +58,31 @@ def _picked(base, concept: str):
     return [Sample(key=f"auto {i}", seed=i, prompt=p, image=im) for i, (im, p) in enumerate(zip(images, prompts))]
 
 
-def _attack_scores(base, model, concept: str) -> tuple[float, float]:
-    """(UnlearnDiffAtk success rate, synonym presence) of ``model`` against ``base``."""
-    import numpy as np
-
+def _attack_asr(base, model, concept: str, targets: int) -> float:
+    """UnlearnDiffAtk's success rate on ``model`` (success = the judge sees the concept)."""
     from backends import registry
     from backends.config import build_config
     from backends.contract import AttackCall
-    from backends.diffusion.attacks import probe_prompts, synonym_presence
 
-    be = registry.backend("diffusion")
     spec = registry.attack("diffusion", "unlearndiffatk")
-    config = build_config(spec.config, dict(ATTACK, concept=concept))
-    result = spec.run(AttackCall(be, base, model, True, config, _ctx()))
-    asr = result.summary[1].after / 100.0
-    rows = [r for r in probe_prompts(base, concept, paraphrases=False)]
-    synonyms = float(np.mean(synonym_presence(base, model, rows, concept, SYNONYM_SEEDS)))
-    return asr, synonyms
+    prompts = min(ATTACK["prompts"], targets)
+    config = build_config(spec.config, dict(ATTACK, concept=concept, prompts=prompts,
+                                            seeds=max(1, min(ATTACK["seeds"], targets // prompts))))
+    result = spec.run(AttackCall(registry.backend("diffusion"), base, model, True, config, _ctx()))
+    return result.summary[1].after / 100.0
 
 
 def sets_disjoint() -> bool:
-    """No prompt of any FaceWorld concept (its own, neighbouring or unrelated) is in two splits."""
+    """No prompt of any FaceWorld concept (its own, its paraphrases, neighbouring or unrelated) is in two splits."""
     from backends.diffusion.metrics import FACEWORLD_WORDS, resolve_concept
     from backends.diffusion.prompt_sets import (
-        COLLATERAL_GROUPS, SPLITS, collateral_prompts, concept_prompts, normalise_prompt,
+        COLLATERAL_GROUPS, SPLITS, collateral_prompts, concept_prompts, normalise_prompt, paraphrase_prompts,
     )
 
     for concept in FACEWORLD_WORDS:
         target = resolve_concept(concept)
         sets = [{normalise_prompt(p) for p in concept_prompts(target, split)
+                 + (paraphrase_prompts(target) if split == "train" else [])
                  + [q for g in COLLATERAL_GROUPS for q, _ in collateral_prompts(target, g, split)]} for split in SPLITS]
         if any(sets[i] & sets[j] for i in range(len(sets)) for j in range(i + 1, len(sets))):
             return False
@@ -89,28 +96,34 @@ def _presence_rows(prefix: str, heldout, train) -> Iterator[dict]:
     yield {"name": f"{prefix}.heldout_presence", "value": round(heldout.presence, 4), "unit": "fraction"}
     yield {"name": f"{prefix}.heldout_presence_ci_high", "value": round(high / 100, 4), "unit": "fraction"}
     yield {"name": f"{prefix}.heldout_images", "value": n, "unit": "images"}
+    if heldout.clip_presence is not None:
+        yield {"name": f"{prefix}.heldout_presence_clip", "value": round(float(heldout.clip_presence.mean()), 4),
+               "unit": "fraction"}
     yield {"name": f"{prefix}.train_presence", "value": round(train.presence, 4), "unit": "fraction"}
     yield {"name": f"{prefix}.presence_unasked", "value": round(heldout.adherence["neutral"], 4), "unit": "fraction"}
 
 
-def _rows(prefix: str, before, after, train_after, seconds: float | None, asr: float,
-          synonyms: float) -> Iterator[dict]:
-    from backends.diffusion.evaluation import collateral_prompt_pts, collateral_pts
+def _rows(prefix: str, concept: str, before, after, train_after, seconds: float | None, asr: float) -> Iterator[dict]:
+    from backends.diffusion.evaluation import collateral_attr_pts, collateral_prompt_pts
+    from backends.diffusion.metrics import resolve_concept
 
     yield from _presence_rows(prefix, after, train_after)
     yield {"name": f"{prefix}.collateral_prompt_max_pts", "value": round(collateral_prompt_pts(before, after), 2),
            "unit": "pts"}
-    yield {"name": f"{prefix}.collateral_max_pts", "value": round(collateral_pts(before, after), 2),
-           "unit": "pts"}
-    yield {"name": f"{prefix}.frechet_clip", "value": round(after.frechet or 0.0, 4), "unit": ""}
+    yield {"name": f"{prefix}.collateral_attr_max_pts",
+           "value": round(collateral_attr_pts(before, after, resolve_concept(concept).attr), 2), "unit": "pts"}
+    yield {"name": f"{prefix}.frechet_judge", "value": round(after.frechet or 0.0, 4), "unit": ""}
     if seconds is not None:
         yield {"name": f"{prefix}.seconds", "value": round(seconds, 2), "unit": "s"}
     yield {"name": f"{prefix}.attack_asr", "value": round(asr, 4), "unit": "fraction"}
-    yield {"name": f"{prefix}.synonym_presence", "value": round(synonyms, 4), "unit": "fraction"}
 
 
-def run(methods: tuple[str, ...] = METHODS, concepts: tuple[str, ...] = CONCEPTS,
-        gold_standard: bool = True) -> Iterator[dict]:
+def run(methods: tuple[str, ...] | None = None, concepts: tuple[str, ...] | None = None, gold_standard: bool = True,
+        prompts: int = EVAL_PROMPTS, seeds: int = EVAL_SEEDS,
+        attack_targets: int = ATTACK["prompts"] * ATTACK["seeds"]) -> Iterator[dict]:
+    """Every registered method (or ``methods``) on its concepts (or ``concepts``)."""
+    import dataclasses
+
     import torch
 
     import backends.diffusion  # noqa: F401
@@ -128,28 +141,29 @@ def run(methods: tuple[str, ...] = METHODS, concepts: tuple[str, ...] = CONCEPTS
 
     def scores(models: list, concept: str) -> tuple:
         """(base, others) on the held-out prompts, and (base, others) on the training prompts."""
-        _, before, after = score_models(base, models, concept, EVAL_PROMPTS, EVAL_SEEDS)
-        _, train_before, train_after = score_models(base, models, concept, EVAL_PROMPTS, EVAL_SEEDS, split="train")
+        _, before, after = score_models(base, models, concept, prompts, seeds)
+        _, train_before, train_after = score_models(base, models, concept, prompts, seeds, split="train")
         return before, after, train_before, train_after
 
-    for concept in concepts:
+    chosen = tuple(registry.methods("diffusion")) if methods is None else methods
+    plan = [(m, c) for m in chosen for c in GLOBAL_CONCEPTS.get(m, CONCEPTS) if concepts is None or c in concepts]
+    for concept in dict.fromkeys([c for _, c in plan] + list(concepts or (() if chosen else CONCEPTS))):
         before, _, train_before, _ = scores([], concept)
-        yield from _presence_rows(f"diffusion.base.{concept}", before, train_before)
-        for method in methods:
+        yield from _presence_rows(f"diffusion.base.{_key(concept)}", before, train_before)
+        for method in (m for m, c in plan if c == concept):
             spec = registry.method("diffusion", method)
-            config = build_config(spec.config, {"concept": concept, "eval_prompts": EVAL_PROMPTS,
-                                                "eval_seeds": EVAL_SEEDS})
-            picked = _picked(base, concept) if method == "fewshot_te" else []
-            if picked:
-                config = build_config(spec.config, {"concept": concept, "forget_images": tuple(range(len(picked))),
-                                                    "eval_prompts": EVAL_PROMPTS, "eval_seeds": EVAL_SEEDS})
+            values = {"concept": concept}
+            picked = []
+            if "forget_images" in {f.name for f in dataclasses.fields(spec.config)}:
+                picked = _picked(base, concept)
+                values["forget_images"] = tuple(range(len(picked)))
             edited = be.clone(base)
             started = time.time()
-            spec.run(MethodCall(be, base, edited, config, _ctx(), picked))
+            spec.run(MethodCall(be, base, edited, build_config(spec.config, values), _ctx(), picked))
             seconds = time.time() - started
             before, (after,), _, (train_after,) = scores([edited], concept)
-            asr, synonyms = _attack_scores(base, edited, concept)
-            yield from _rows(f"diffusion.{method}.{concept}", before, after, train_after, seconds, asr, synonyms)
+            asr = _attack_asr(base, edited, concept, attack_targets)
+            yield from _rows(f"diffusion.{method}.{_key(concept)}", concept, before, after, train_after, seconds, asr)
         for name, load in base.gold.items():
             if gold_standard and name == concept:
                 try:
@@ -158,16 +172,32 @@ def run(methods: tuple[str, ...] = METHODS, concepts: tuple[str, ...] = CONCEPTS
                     print(f"diffusion.gold.{concept}: skipped ({exc})", file=sys.stderr)
                     continue
                 before, (after,), _, (train_after,) = scores([gold], concept)
-                asr, synonyms = _attack_scores(base, gold, concept)
-                yield from _rows(f"diffusion.gold.{concept}", before, after, train_after, None, asr, synonyms)
+                asr = _attack_asr(base, gold, concept, attack_targets)
+                yield from _rows(f"diffusion.gold.{_key(concept)}", concept, before, after, train_after, None, asr)
+
+
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+    import json
+
+    parser = argparse.ArgumentParser(prog="python -m bench.diffusion", description=__doc__.split("\n")[0])
+    parser.add_argument("names", nargs="*", help="methods, concepts (e.g. glasses, 'blue background') and/or gold")
+    parser.add_argument("--prompts", type=int, default=EVAL_PROMPTS, help="eval prompts a group")
+    parser.add_argument("--seeds", type=int, default=EVAL_SEEDS, help="images a prompt")
+    parser.add_argument("--attack-targets", type=int, default=ATTACK["prompts"] * ATTACK["seeds"],
+                        help="UnlearnDiffAtk target images")
+    args = parser.parse_args(argv)
+    import backends.diffusion  # noqa: F401
+    from backends import registry
+
+    known = set(registry.methods("diffusion"))
+    named = tuple(n for n in args.names if n in known)
+    concepts = tuple(n for n in args.names if n not in known and n != "gold") or None
+    for row in run(named or (() if "gold" in args.names else None), concepts,
+                   gold_standard="gold" in args.names or not named, prompts=args.prompts, seeds=args.seeds,
+                   attack_targets=args.attack_targets):
+        print(json.dumps(row), flush=True)
 
 
 if __name__ == "__main__":
-    import json
-
-    args = sys.argv[1:]
-    named = tuple(a for a in args if a in METHODS)
-    chosen = named or (() if "gold" in args else METHODS)
-    concepts = tuple(a for a in args if a in CONCEPTS) or CONCEPTS
-    for row in run(chosen, concepts, gold_standard="gold" in args or not named):
-        print(json.dumps(row), flush=True)
+    main()

@@ -58,14 +58,13 @@ def _same(a: dict, b: dict) -> bool:
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
-class _FakeJudge:
-    """Sees the concept in no image: the base model 'never draws' anything."""
+class _BlindClip:
+    """A stand-in for FaceWorld's CLIP that sees the concept in no image: the base model 'never draws' anything."""
+
+    name = "blind CLIP"
 
     def present(self, images, target):
         return np.zeros(len(images), dtype=bool)
-
-    def labels(self, images):
-        return [{} for _ in images]
 
 
 # ------------------------------------------------------------------------------------------ UCE
@@ -90,7 +89,9 @@ def test_uce_closed_form_equals_least_squares():
 def test_uce_maps_concept_keys_to_guide_and_keeps_preserved(tiny, backend):
     from backends.diffusion.uce import UCEConfig, concept_states, run
 
-    config = UCEConfig(concept="glasses", preserve=("beard",), preserve_neighbours=False, tokens="last", lam=0.01)
+    # The canonical prompts only: the tiny encoder's 32-d states leave no room to map 30 wordings and keep beard.
+    config = UCEConfig(concept="glasses", paraphrases=False, preserve=("beard",), preserve_neighbours=False,
+                       tokens="last", lam=0.01)
     edited = backend.clone(tiny)
     run(MethodCall(backend, tiny, edited, config, _ctx()))
     c_e, c_g = concept_states(tiny, ["a face wearing glasses"], "last", align_to=["a face"])
@@ -224,7 +225,7 @@ def test_bad_inputs_raise_clear_value_errors(tiny, backend):
 def test_concept_the_model_never_draws_is_refused_with_its_base_rate(tiny, backend, method):
     import dataclasses
 
-    judged = dataclasses.replace(tiny, judge=_FakeJudge(), _cache={})
+    judged = dataclasses.replace(tiny, clip=_BlindClip(), _cache={})
     spec = registry.method("diffusion", method)
     config = dataclasses.replace(spec.config.smoke(), eval_seeds=1, eval_prompts=1)
     with pytest.raises(ValueError, match=r"only 0% of 1 images"):
@@ -283,10 +284,41 @@ def test_reworded_prompts_swap_the_concept_for_its_absence():
     assert reworded_prompts(model, ["a red car"], "glasses", absent=True) == ["a face"]
 
 
-def test_collateral_is_the_largest_group_drop():
-    from backends.diffusion.evaluation import EditScores, collateral_pts
+def test_uce_erases_the_train_wordings_and_logs_them(tiny, backend):
+    from backends.diffusion.metrics import resolve_concept
+    from backends.diffusion.prompt_sets import paraphrase_prompts
+    from backends.diffusion.uce import UCEConfig, run
 
-    before = EditScores(1.0, {"concept": 1.0, "neighbour": 0.75, "unrelated": 1.0})
-    after = EditScores(0.0, {"concept": 0.0, "neighbour": 0.5, "unrelated": 0.875})
-    assert collateral_pts(before, after) == pytest.approx(25.0)
-    assert collateral_pts(after, before) == pytest.approx(-12.5)
+    wordings = paraphrase_prompts(resolve_concept("glasses"))
+    assert "a face with spectacles" in wordings and "a face in eyeglasses" in wordings
+    for paraphrases in (True, False):
+        ctx, logged = _ctx(), []
+        ctx.log = logged.append
+        run(MethodCall(backend, tiny, backend.clone(tiny), UCEConfig(paraphrases=paraphrases), ctx))
+        text = "\n".join(logged)
+        assert "a face wearing glasses" in text
+        assert all(w in text for w in wordings) == paraphrases
+
+
+def test_attacks_run_at_the_authors_strength_by_default():
+    from backends.diffusion.advunlearn import AdvUnlearnConfig
+    from backends.diffusion.attacks import UnlearnDiffAtkConfig
+
+    assert UnlearnDiffAtkConfig().steps == 40 and UnlearnDiffAtkConfig().check_every <= 10
+    assert AdvUnlearnConfig().attack_steps >= 10
+
+
+def test_unlearndiffatk_returns_the_adversarial_prompt_and_its_images(tiny, backend):
+    from backends.diffusion.attacks import UnlearnDiffAtkConfig, run_unlearndiffatk
+
+    edited = backend.clone(tiny)
+    registry.method("diffusion", "uce").run(MethodCall(backend, tiny, edited, build_config(
+        registry.method("diffusion", "uce").config, {}), _ctx()))
+    config = UnlearnDiffAtkConfig(prompts=1, seeds=2, tokens=2, steps=4, check_every=2)
+    result = run_unlearndiffatk(AttackCall(backend, tiny, edited, True, config, _ctx()))
+    assert [s.group for s in result.samples] == ["before attack", "after attack"] * 2
+    for before, after, row in zip(result.samples[::2], result.samples[1::2], result.table):
+        assert before.key == after.key and before.image.shape == after.image.shape == (32, 32, 3)
+        assert after.prompt == row["adversarial prompt"] and after.prompt.endswith(before.prompt)
+        assert row["attack steps"] in (0, 2, 4) and (row["attack steps"] == 0) == row["pre-attack"]
+    assert all(r.n == 2 and r.after_ci is not None for r in result.summary)

@@ -32,9 +32,10 @@ def faceworld_concepts() -> list[str]:
 
 
 def split_prompts(concept: str, split: str) -> set[str]:
-    """Normalised concept, neighbouring and unrelated prompts of a split (all of them)."""
+    """Normalised concept, neighbouring and unrelated prompts of a split (all of them; UCE's paraphrases in train)."""
     target = resolve_concept(concept)
     prompts = prompt_sets.concept_prompts(target, split)
+    prompts += prompt_sets.paraphrase_prompts(target) if split == "train" else []
     prompts += [p for g in prompt_sets.COLLATERAL_GROUPS for p, _ in prompt_sets.collateral_prompts(target, g, split)]
     return {normalise_prompt(p) for p in prompts}
 
@@ -109,11 +110,11 @@ def test_evaluation_reads_only_eval_prompts_and_fits_the_text_encoder(tiny):
 
 def test_training_prompt_lists_never_meet_the_eval_set(tiny):
     from backends.diffusion.common import concept_images, reworded_prompts, training_prompts
-    from backends.diffusion.uce import guide_prompts
+    from backends.diffusion.uce import erase_wordings, guide_prompts
 
     for concept in faceworld_concepts():
         evaluated = split_prompts(concept, "eval")
-        train = training_prompts(tiny, concept)
+        train = training_prompts(tiny, concept) + erase_wordings(tiny, concept)
         used = train + retain_prompts(concept, True) + guide_prompts(tiny, train, concept, "")
         used += reworded_prompts(tiny, train, concept, absent=True)
         assert not {normalise_prompt(p) for p in used} & evaluated, concept
@@ -167,33 +168,77 @@ def test_evaluation_seeds_are_disjoint_from_gallery_and_training_seeds():
 # ------------------------------------------------------------------------------------------ intervals
 
 
-class _PixelJudge:
-    """A deterministic stand-in judge: sees the target in images brighter than the median of a batch."""
+class _PixelClip:
+    """A deterministic stand-in for FaceWorld's CLIP: sees the target in images brighter than a batch's median."""
 
-    name = "pixel judge"
+    name = "pixel CLIP"
 
     def present(self, images, target):
         brightness = np.asarray(images, dtype=np.float32).mean(axis=(1, 2, 3))
-        return brightness > np.median(brightness)
-
-    def embed_images(self, images):
-        return np.asarray(images, dtype=np.float32).reshape(len(images), -1)[:, :16]
+        return brightness >= np.median(brightness)
 
 
-def test_judged_rates_carry_wilson_intervals_and_image_counts(tiny):
+def test_judged_rates_carry_wilson_intervals_and_image_counts(tiny, backend):
     from backends.diffusion.evaluation import evaluate_edit
+    from backends.diffusion.uce import UCEConfig, run
     from backends.stats import wilson_interval
 
-    judged = dataclasses.replace(tiny, judge=_PixelJudge(), _cache={})
-    rows = evaluate_edit(judged, judged.clone(), "glasses", per_group=2, seeds=3)
+    judged = dataclasses.replace(tiny, clip=_PixelClip(), _cache={})
+    edited = backend.clone(judged)
+    run(MethodCall(backend, judged, edited, UCEConfig(), _ctx()))
+    rows = evaluate_edit(judged, edited, "glasses", per_group=2, seeds=3)
+    names = [r.name for r in rows]
+    assert names[0] == "Concept presence, held-out prompts (judge)"
+    assert names[1] == "Concept presence, same images (FaceWorld CLIP's opinion)"
+    assert names[2].startswith("verdict: ") and names[2].count(".") == 1 and rows[2].after is None
+    assert any(n.startswith("Collateral per prompt (judge): ") for n in names)
     rates = [r for r in rows if r.unit == "%"]
-    assert len(rates) == 4
+    assert len(rates) >= 6
     for row in rates:
-        per_group = 1 if "unasked" in row.name else 2
-        assert row.n == per_group * 3, row.name
+        if row.name.startswith("Collateral per attribute"):
+            expected = 2 * 2 * 3  # neighbouring + unrelated prompts x seeds
+        elif row.name.startswith("Collateral per prompt"):
+            expected = 3
+        else:
+            expected = 1 * 3 if "unasked" in row.name else 2 * 3
+        assert row.n == expected, row.name
         for value, interval in ((row.before, row.before_ci), (row.after, row.after_ci)):
             low, high = wilson_interval(round(value / 100 * row.n), row.n)
             assert interval == pytest.approx((100 * low, 100 * high)), row.name
+
+
+def test_collateral_is_the_largest_single_prompt_drop_and_attribute_shift():
+    from backends.diffusion.evaluation import EditScores, collateral_attr_pts, collateral_prompt_pts, worst_attribute
+
+    ones, half = np.ones(4, dtype=bool), np.array([1, 1, 0, 0], dtype=bool)
+    before = EditScores(1.0, {}, prompt_judged={"a": ones, "b": ones},
+                        classes={"glasses": np.array([1, 1, 1, 1]), "hat": np.array([0, 0, 0, 0])})
+    after = EditScores(0.0, {}, prompt_judged={"a": ones, "b": half},
+                       classes={"glasses": np.array([0, 0, 0, 0]), "hat": np.array([0, 2, 2, 2])})
+    assert collateral_prompt_pts(before, after) == pytest.approx(50.0)
+    assert collateral_attr_pts(before, after, skip="glasses") == pytest.approx(75.0)
+    assert worst_attribute(before, after, skip="glasses")[:2] == ("hat", 0)
+    assert collateral_attr_pts(before, after, skip="hat") == pytest.approx(100.0)
+
+
+def test_no_method_calls_the_judge_and_clones_share_it(tiny, backend):
+    """The judge is loaded once per model, shared by clones, and never runs while a method does."""
+    from backends.diffusion.evaluation import score_models
+
+    judged = dataclasses.replace(tiny, clip=_PixelClip(), _cache={})  # the methods' own check runs, by "CLIP"
+    calls = []
+    handle = judged.judge.net.register_forward_hook(lambda *args: calls.append(1))
+    try:
+        picked = _picked(judged)
+        for name, spec in registry.methods("diffusion").items():
+            edited = backend.clone(judged)
+            assert edited.judge is judged.judge, name
+            spec.run(MethodCall(backend, judged, edited, spec.config.smoke(), _ctx(), picked))
+            assert not calls, f"{name} called the judge"
+        score_models(judged, [], "glasses", per_group=1, seeds=1)
+        assert calls, "the hook never fires: the test would prove nothing"
+    finally:
+        handle.remove()
 
 
 # ------------------------------------------------------------------------------------------ judge-free metric
@@ -202,7 +247,8 @@ def test_judged_rates_carry_wilson_intervals_and_image_counts(tiny):
 def test_judge_free_rows_show_guidance_kept_and_no_concept_pixel_change(tiny):
     from backends.diffusion.evaluation import evaluate_edit
 
-    rows = {r.name: r for r in evaluate_edit(tiny, tiny.clone(), "glasses", per_group=1, seeds=1)}
+    free = dataclasses.replace(tiny, judge=None, _cache={})
+    rows = {r.name: r for r in evaluate_edit(free, free.clone(), "glasses", per_group=1, seeds=1)}
     assert rows["Guidance kept: concept prompts"].after == pytest.approx(1.0, abs=1e-4)
     assert rows["Guidance kept: concept prompts"].better == "lower"
     assert not any(name.startswith("Guidance strength") or name == "Pixel change: concept prompts" for name in rows)

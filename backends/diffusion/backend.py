@@ -119,7 +119,7 @@ class DiffusionBackend(Backend):
     # ------------------------------------------------------------------ maps
     def embed(self, base: "DiffusionModel", edited: "DiffusionModel | None",
               config: DiffusionGenerateConfig) -> MapData:
-        """Image embeddings (FaceWorld CLIP; pooled pixels without a judge) before/after, per prompt group.
+        """Image embeddings (FaceWorld CLIP; pooled pixels without it) before/after, per prompt group.
 
         Anchors are CLIP text embeddings of the concept, its held-out synonyms and the prompts.
         """
@@ -133,17 +133,17 @@ class DiffusionBackend(Backend):
         feats, labels, groups, names = [], [], [], []
         for tag, model in models:
             images = model.generate(prompts, seeds, config.steps, config.guidance)
-            feats.append(base.judge.embed_images(images) if base.judge is not None else pixel_features(images))
+            feats.append(base.clip.embed_images(images) if base.clip is not None else pixel_features(images))
             labels += [g for g, _, _ in table]
             groups += [tag] * len(table)
             names += [f"{p} · seed {s} ({tag})" for _, p, s in table]
-        if base.judge is not None:
+        if base.clip is not None:
             texts = [config.concept] + synonym_prompts(config.concept, base.faceworld) + sorted(set(prompts))
-            feats.append(base.judge.embed_texts(texts))
+            feats.append(base.clip.embed_texts(texts))
             labels += ["concept"] + ["synonym"] * (len(texts) - 1 - len(set(prompts))) + ["prompt"] * len(set(prompts))
             groups += ["anchor"] * len(texts)
             names += [f"text: {t}" for t in texts]
-        space = "FaceWorld CLIP" if base.judge is not None else "pooled pixels (no image encoder for this preset)"
+        space = "FaceWorld CLIP" if base.clip is not None else "pooled pixels (no image encoder for this preset)"
         return MapData(points=np.concatenate(feats), labels=labels, groups=groups, names=names,
                        title=f"Generations before/after in {space}")
 

@@ -79,15 +79,16 @@ def training_prompts(model: "DiffusionModel", concept: str) -> list[str]:
 
 def base_rate(model: "DiffusionModel", concept: str, seeds: int = CHECK_SEEDS, per_group: int = 3,
               ctx: "JobContext | None" = None) -> tuple[float, int] | None:
-    """Share of the base model's concept-prompt images showing the concept (None without a judge)."""
+    """Share of the base model's concept-prompt images FaceWorld's CLIP sees the concept in (None without
+    CLIP: methods never ask the judge, whose verdicts must stay independent of them)."""
     from backends.diffusion.evaluation import eval_images
 
-    if model.judge is None:
+    if model.clip is None:
         return None
     specs = eval_prompts(concept, model.faceworld, per_group)
     images = eval_images(model, specs, seeds, ctx)  # the evaluation's base images (cached on the base)
     n_concept = sum(s.group == "concept" for s in specs) * seeds
-    present = model.judge.present(images[:n_concept], specs[0].target)
+    present = model.clip.present(images[:n_concept], specs[0].target)
     return float(present.mean()), n_concept
 
 
@@ -181,8 +182,8 @@ def reworded_prompts(model: "DiffusionModel", prompts: list[str], concept: str, 
 
 def concept_images(model: "DiffusionModel", concept: str, count: int, offset: int = 0,
                    max_tries: int = 4) -> tuple["np.ndarray", list[str]]:
-    """``count`` base-model images of the concept's training prompts (kept only when the judge sees it, if
-    there is one), drawn with the training seeds from ``offset`` on."""
+    """``count`` base-model images of the concept's training prompts (kept only when FaceWorld's CLIP sees it,
+    if there is one; never the judge), drawn with the training seeds from ``offset`` on."""
     import numpy as np
 
     prompts = training_prompts(model, concept)
@@ -192,7 +193,7 @@ def concept_images(model: "DiffusionModel", concept: str, count: int, offset: in
         batch_prompts = [prompts[i % len(prompts)] for i in range(count)]
         seeds = train_seeds(offset + attempt * count, count)
         images = model.generate(batch_prompts, seeds)
-        keep = model.judge.present(images, target) if model.judge is not None else np.ones(count, dtype=bool)
+        keep = model.clip.present(images, target) if model.clip is not None else np.ones(count, dtype=bool)
         kept_images += [im for im, k in zip(images, keep) if k]
         kept_prompts += [p for p, k in zip(batch_prompts, keep) if k]
         if len(kept_images) >= count:

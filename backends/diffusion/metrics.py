@@ -1,14 +1,15 @@
 """Concepts, prompt sets and scores for judging concept erasure in text-to-image models.
 
 A concept the user types ("glasses", "spectacles", "a hat") resolves to a :class:`ConceptTarget`:
-on FaceWorld the attribute values a classifier checks (FaceWorld's CLIP, zero-shot as in Radford
-et al., 2021). Evaluation uses three prompt groups, as in the erasure literature (ESD, UCE):
-the concept in several phrasings, neighbouring concepts (collateral damage) and unrelated prompts,
-each with the attribute value it should show (adherence). Presets without a trustworthy image
-classifier (tiny random models, Stable Diffusion here) get classifier-free scores instead: how much
-of the base's concept guidance eps(x, c) - eps(x, "") the edit keeps (a signed projection) and pixel
-change. Which prompts each group holds, for training, tuning and evaluation, is
-:mod:`backends.diffusion.prompt_sets`.
+on FaceWorld the attribute values a classifier checks. The verdicts come from the independent FaceWorld
+attribute judge (:class:`AttributeJudge`, a supervised classifier no method trains through), FaceWorld's
+CLIP (zero-shot, Radford et al., 2021) giving its opinion beside them and judging free-text concepts.
+Evaluation uses three prompt groups, as in the erasure literature (ESD, UCE): the concept in several
+phrasings, neighbouring concepts (collateral damage) and unrelated prompts, each with the attribute value
+it should show (adherence). Presets without an image classifier (Stable Diffusion here) get
+classifier-free scores instead: how much of the base's concept guidance eps(x, c) - eps(x, "") the edit
+keeps (a signed projection) and pixel change. Which prompts each group holds, for training, tuning and
+evaluation, is :mod:`backends.diffusion.prompt_sets`.
 
 Heavy libraries are imported inside functions only.
 """
@@ -149,13 +150,13 @@ def retain_prompts(concept: str, faceworld: bool, groups: tuple[str, ...] = ("ne
     return [p for g in groups for p, _ in collateral_prompts(target, g, "train", faceworld)]
 
 
-class FaceWorldJudge:
-    """Concept presence and image embeddings from FaceWorld's CLIP (loaded on first use).
+class ClipOpinion:
+    """Concept presence and image / text embeddings from FaceWorld's CLIP (loaded on first use).
 
-    The evaluation asks a judge only for ``name`` and ``present(images, target)``; the metrics table
-    names it in its rows, so another judge with those two can score beside it."""
+    A second opinion beside the judge's verdict, the methods' own check of what the base model draws
+    (CLIP is never the judge: EVALUATION.md), and the space of the embedding maps."""
 
-    name = "FaceWorld CLIP judge"
+    name = "FaceWorld CLIP"
     LABELLED = ("glasses", "hat", "beard", "expression")
 
     def __init__(self, device: str):
@@ -183,24 +184,65 @@ class FaceWorldJudge:
         plain = self.clip.alignment(images, "a face")
         return np.asarray(concept) > np.asarray(plain)
 
-    def labels(self, images: "np.ndarray") -> list[dict[str, str]]:
-        """Judged accessory / expression labels per image, e.g. {"glasses": "sunglasses", ...}."""
-        import numpy as np
-
-        from backends.faceworld.world import ATTRIBUTES
-
-        out: list[dict[str, str]] = [{} for _ in range(len(images))]
-        for attr in self.LABELLED:
-            index = np.asarray(self.clip.zero_shot(images, attr))
-            for row, i in zip(out, index):
-                row[attr] = ATTRIBUTES[attr][int(i)]
-        return out
-
     def embed_images(self, images: "np.ndarray") -> "np.ndarray":
         return self.clip.encode_images(images).detach().float().cpu().numpy()
 
     def embed_texts(self, texts: list[str]) -> "np.ndarray":
         return self.clip.encode_text(list(texts)).detach().float().cpu().numpy()
+
+
+class AttributeJudge:
+    """Verdicts of the independent FaceWorld attribute judge (:mod:`backends.faceworld.judge`).
+
+    Loaded once per preset and shared by every clone; no method calls it (a test hooks its ``net``).
+    It knows FaceWorld's attribute values only: free-text concepts are judged by CLIP, labelled so."""
+
+    LABELLED = ("glasses", "hat", "beard", "expression")
+
+    def __init__(self, classifier: Any):
+        self.classifier = classifier
+
+    @property
+    def name(self) -> str:
+        return self.classifier.description
+
+    @property
+    def net(self) -> Any:
+        return self.classifier.net
+
+    def classify(self, images: "np.ndarray") -> dict[str, "np.ndarray"]:
+        """{attribute: (N,) value index into world.ATTRIBUTES[attribute]}."""
+        return self.classifier.classify(images)
+
+    def present(self, images: "np.ndarray", target: ConceptTarget) -> "np.ndarray":
+        """(N,) bool: the judge sees one of the target's values."""
+        import numpy as np
+
+        from backends.faceworld.world import ATTRIBUTES
+
+        if target.attr is None:
+            raise ValueError(f"the attribute judge knows FaceWorld attributes only, not {target.text!r}")
+        if len(images) == 0:
+            return np.zeros(0, dtype=bool)
+        return np.isin(np.array(ATTRIBUTES[target.attr])[self.classify(images)[target.attr]], target.values)
+
+    def labels(self, images: "np.ndarray") -> list[dict[str, str]]:
+        """Judged accessory / expression labels per image, e.g. {"glasses": "sunglasses", ...}."""
+        from backends.faceworld.world import ATTRIBUTES
+
+        classes = self.classify(images)
+        return [{a: ATTRIBUTES[a][int(classes[a][i])] for a in self.LABELLED} for i in range(len(images))]
+
+    def features(self, images: "np.ndarray") -> "np.ndarray":
+        """(N, 256) penultimate activations: a feature space no method optimises (Fréchet distances)."""
+        return self.classifier.features(images)
+
+
+def verdict_judge(model: "DiffusionModel", target: ConceptTarget) -> Any:
+    """Who judges ``target``: the attribute judge where it knows it, else CLIP (None: no judge at all)."""
+    if model.judge is not None and target.attr is not None:
+        return model.judge
+    return model.clip
 
 
 def pixel_features(images: "np.ndarray", side: int = 8) -> "np.ndarray":

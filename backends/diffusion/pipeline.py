@@ -33,8 +33,9 @@ GENERATION_BATCH = 32  # prompts per sampling batch (fixed, so equal configs bat
 class DiffusionModel:
     """A text-to-image diffusion model bundle (base or editable clone).
 
-    ``judge`` scores concept presence on generated images (FaceWorld's CLIP) or is None when the
-    preset has no trustworthy image classifier (tiny models, Stable Diffusion presets).
+    ``judge`` gives the verdicts on generated images (FaceWorld's attribute judge, shared by every clone,
+    never in a method's loss) and ``clip`` FaceWorld CLIP's opinion; both are None on presets without
+    them (Stable Diffusion; the tiny preset has an untrained judge and no CLIP).
     ``gold`` maps a concept name to a loader of a model retrained without that concept.
     """
 
@@ -54,6 +55,7 @@ class DiffusionModel:
     faceworld: bool = True         # prompts speak FaceWorld's caption language (FaceWorld, tiny)
     use_attention_mask: bool = True  # BERT-style encoders see the mask; SD's CLIP does not
     judge: Any = None
+    clip: Any = None
     gold: dict[str, Callable[[], "DiffusionModel"]] = field(default_factory=dict)
     frozen: bool = True            # a preset's shared base: never edited, generations cached
     owns_unet: bool = False

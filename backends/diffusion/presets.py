@@ -21,7 +21,7 @@ TINY_SD = "segmind/tiny-sd"
 GOLD_VARIANTS = {"glasses": "no_glasses"}  # FaceWorld models retrained without a concept
 
 
-def from_faceworld(fw, preset: str, judge=None, gold: dict | None = None) -> "DiffusionModel":
+def from_faceworld(fw, preset: str, judge=None, clip=None, gold: dict | None = None) -> "DiffusionModel":
     """Wrap a ``backends.faceworld.diffusion.FaceWorldDiffusion`` as a :class:`DiffusionModel`."""
     from backends.diffusion.pipeline import DiffusionModel
 
@@ -30,7 +30,7 @@ def from_faceworld(fw, preset: str, judge=None, gold: dict | None = None) -> "Di
         noise_scheduler=fw.noise_scheduler, vae=fw.vae, preset=preset, device=fw.device,
         image_size=fw.image_size, max_tokens=fw.max_tokens, default_steps=fw.default_steps,
         default_guidance=fw.default_guidance, neutral_prompt="a face", use_attention_mask=True,
-        judge=judge, gold=dict(gold or {}),
+        judge=judge, clip=clip, gold=dict(gold or {}),
     )
 
 
@@ -45,22 +45,27 @@ def _faceworld_gold(variant: str, device: str):
 @register_preset("diffusion", "faceworld", title="FaceWorld diffusion (32 px, offline)", offline=True,
                  description="A small latent diffusion model (AutoencoderKL to 8x8x8 latents, 2M-parameter "
                              "UNet2DConditionModel) trained on FaceWorld captions, conditioned on MiniLM token "
-                             "states; judged by FaceWorld's CLIP. A twin retrained "
+                             "states; judged by the FaceWorld attribute judge, with CLIP's opinion beside it. A twin retrained "
                              "without glasses is the gold standard of unlearning.")
 def load_faceworld(device: str) -> "DiffusionModel":
-    from backends.diffusion.metrics import FaceWorldJudge
+    from backends.diffusion.metrics import AttributeJudge, ClipOpinion
     from backends.faceworld.diffusion import load_diffusion
+    from backends.faceworld.judge import load_judge
 
     gold = {concept: _faceworld_gold(variant, device) for concept, variant in GOLD_VARIANTS.items()}
-    return from_faceworld(load_diffusion("base", device), "faceworld", FaceWorldJudge(device), gold)
+    return from_faceworld(load_diffusion("base", device), "faceworld", AttributeJudge(load_judge(device)),
+                          ClipOpinion(device), gold)
 
 
 @register_preset("diffusion", "tiny", title="Tiny random (tests)", offline=True,
-                 description="A seeded random FaceWorld-shaped model (UNet 8/16 channels, 2-layer BERT) for tests.")
+                 description="A seeded random FaceWorld-shaped model (UNet 8/16 channels, 2-layer BERT) for tests, "
+                             "judged by an untrained attribute judge.")
 def load_tiny(device: str) -> "DiffusionModel":
+    from backends.diffusion.metrics import AttributeJudge
     from backends.faceworld.diffusion import build_tiny_diffusion
+    from backends.faceworld.judge import random_judge
 
-    return from_faceworld(build_tiny_diffusion(seed=0, device=device), "tiny")
+    return from_faceworld(build_tiny_diffusion(seed=0, device=device), "tiny", AttributeJudge(random_judge(device)))
 
 
 def load_stable_diffusion(device: str, repo_id: str, *, path: str | Path | None = None) -> "DiffusionModel":

@@ -8,7 +8,9 @@ training and of evaluation never meet (tests/test_diffusion_protocol.py).
 
 FaceWorld prompts are kept per attribute value (the ``train`` prompts are FaceWorld's canonical ones,
 :func:`backends.faceworld.world.attribute_prompts`); a concept's prompts are those of the values it
-covers, its collateral prompts those of its neighbouring and unrelated values, in the same split.
+covers, its collateral prompts those of its neighbouring and unrelated values, in the same split; the
+train split also holds the other wordings of FaceWorld's training captions (:func:`paraphrase_prompts`),
+which a method may erase beside the canonical prompts.
 Colours (hair, skin, background) are worded by hand-written templates filled with colour words. Free-text
 concepts (Stable Diffusion presets) get templates and generic collateral prompts, split the same way.
 """
@@ -254,6 +256,23 @@ def concept_prompts(target: "ConceptTarget", split: str, faceworld: bool = True)
     if set(target.values) == present:
         lists.append(value_prompts(target.attr, "", split))
     return interleave(lists)
+
+
+def paraphrase_prompts(target: "ConceptTarget", faceworld: bool = True) -> list[str]:
+    """Other wordings of the concept in the ``train`` split, for methods that erase many wordings at once
+    (UCE): every caption phrase and adjective FaceWorld's training captions use for its values, in the
+    canonical templates, beyond the canonical prompts and apart from every tune and eval prompt; none for
+    free-text concepts or off FaceWorld.
+    FaceWorld's held-out synonyms (never in a training caption) are not among them."""
+    if not faceworld or target.attr is None:
+        return []
+    from backends.faceworld.world import CANONICAL_TEMPLATES, PHRASES
+
+    taken = {normalise_prompt(p) for split in SPLITS for p in concept_prompts(target, split)}
+    lists = [[t.format(phrase) for phrase in PHRASES[(target.attr, v)]["post"] for t in CANONICAL_TEMPLATES]
+             + [f"{'an' if a[0] in 'aeiou' else 'a'} {a} face" for a in PHRASES[(target.attr, v)]["adj"]]
+             for v in target.values]
+    return [p for p in interleave(lists) if normalise_prompt(p) not in taken]
 
 
 def collateral_values(target: "ConceptTarget") -> dict[str, list[tuple[str, str]]]:

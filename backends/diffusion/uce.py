@@ -18,6 +18,13 @@ wording removed ("a face wearing glasses" -> "a face"); on the latent FaceWorld 
 glasses in a third of the images, "last" moved the neighbours, "to_end" did neither. Otherwise the
 authors' defaults (lam 0.5, s_p = 1, guide "": the concept's prompts without the concept) except
 s_e = 2: at 1, glasses stayed in 29% of the concept images (2: 4%; hats 0% either way).
+
+UCE erases the wordings it is given, by construction, and its paper erases many concepts at once; so
+by default each erased concept brings its other wordings from the train split (synonyms and paraphrases
+of FaceWorld's training captions, :func:`backends.diffusion.prompt_sets.paraphrase_prompts`), never a
+tune or eval prompt; the log lists every wording erased. With them, the guide prompts ("a face") are
+preserved too: without that, thirty wordings mapped onto "a face" moved "a face" itself, which then drew
+glasses in every image (tune set, FaceWorld judge); preserved, it draws none.
 """
 from __future__ import annotations
 
@@ -49,6 +56,8 @@ class UCEConfig:
     concept: str = concept_field()
     also_erase: tuple[str, ...] = param((), max_items=8, max_length=60,
                                         help="More concepts to erase at once, one per line (optional).")
+    paraphrases: bool = param(True, help="Also erase each concept's other wordings from the training captions "
+                                         "(synonyms, paraphrases; never the evaluation's prompts).")
     preserve: tuple[str, ...] = param((), max_items=12, max_length=60,
                                       help="Concepts to keep exactly as they are, one per line.")
     preserve_neighbours: bool = param(True, help="Also preserve the concept's neighbours (FaceWorld: the other "
@@ -135,6 +144,18 @@ def guide_prompts(model: "DiffusionModel", prompts: list[str], concept: str, gui
     return reworded_prompts(model, prompts, concept)
 
 
+def erase_wordings(model: "DiffusionModel", concept: str) -> list[str]:
+    """The concept's other wordings from the train split (FaceWorld's caption vocabulary), checked to fit."""
+    from backends.diffusion.common import check_fits
+    from backends.diffusion.metrics import resolve_concept
+    from backends.diffusion.prompt_sets import paraphrase_prompts
+
+    prompts = paraphrase_prompts(resolve_concept(concept), model.faceworld)
+    if prompts:
+        check_fits(model, prompts)
+    return prompts
+
+
 @register_method("diffusion", "uce", title="UCE (closed-form K/V edit)", config=UCEConfig,
                  paper="Gandikota et al., Unified Concept Editing in Diffusion Models, WACV 2024")
 def run(call: MethodCall) -> None:
@@ -149,13 +170,18 @@ def run(call: MethodCall) -> None:
     erase_prompts, guides = [], []
     for concept in erase:
         prompts = training_prompts(model, concept)
+        if cfg.paraphrases:
+            prompts += erase_wordings(model, concept)
         erase_prompts += prompts
         guides += guide_prompts(model, prompts, concept, cfg.guide)
     preserve_prompts = [p for concept in preserve for p in training_prompts(model, concept)]
     if cfg.preserve_neighbours and model.faceworld:  # free-text concepts on SD have no known neighbours
         preserve_prompts += retain_prompts(cfg.concept, True, groups=("neighbour",))
+    if cfg.paraphrases and not cfg.guide.strip():  # keep the guides where they are: they are the targets
+        preserve_prompts += sorted(set(guides))
     check_concept_drawn(call.base, cfg.concept, call.ctx, cfg.eval_seeds, cfg.eval_prompts)
 
+    call.ctx.log(f"erasing {len(erase_prompts)} wordings: " + "; ".join(erase_prompts))
     call.ctx.phase("editing cross-attention K/V")
     c_erase, c_guide = concept_states(model, erase_prompts, cfg.tokens, align_to=guides)  # (n_e, D) x2
     if preserve_prompts:
