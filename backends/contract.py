@@ -92,7 +92,8 @@ class AttackResult:
     summary: list[MetricRow]
     table: list[dict[str, Any]] = field(default_factory=list)
     chart: Chart | None = None
-    samples: list[Sample] = field(default_factory=list)
+    samples: list[Sample] = field(default_factory=list)  # the attack's evidence (images or answers), shown
+    explanation: str = ""  # one plain sentence: what the evidence shows
 
 
 @dataclass(frozen=True)

@@ -170,6 +170,10 @@ class BackendTab:
                                                        label="Attack summary: base vs edited",
                                                        elem_id=f"{self.name}-attack-summary")
                     c["attack_chart"] = gr.Plot(label="Attack chart")
+                    c["attack_note"] = gr.Markdown("", elem_id=f"{self.name}-attack-note")
+                    c["attack_images"] = gr.Gallery(label="What the attack found", columns=8, height="auto",
+                                                    visible=self.backend.output == "image",
+                                                    elem_id=f"{self.name}-attack-images")
                     c["attack_table"] = gr.Dataframe(value=[], interactive=False, wrap=True, label="Details")
 
         with gr.Accordion("5 · Your edits: reset or export", open=False):
@@ -210,7 +214,8 @@ class BackendTab:
         attack_inputs = {c["preset"], c["attack"], c["pick"]} | {
             ctrl for controls in self.attack_controls.values() for ctrl in controls.values()}
         c["attack_run"].click(self.on_attack, attack_inputs,
-                              [c["attack_progress"], c["attack_summary"], c["attack_chart"], c["attack_table"]],
+                              [c["attack_progress"], c["attack_summary"], c["attack_chart"], c["attack_table"],
+                               c["attack_note"], c["attack_images"]],
                               concurrency_limit=None, show_progress="hidden")
         c["attack_cancel"].click(self.on_cancel, None, [c["attack_progress"]], queue=False)
 
@@ -323,16 +328,17 @@ class BackendTab:
             return self.lab.start_attack(session, self.name, preset, attack, values)
 
         def live(state) -> list[Any]:
-            return [gr.update(), gr.update(), gr.update()]
+            return [gr.update()] * 5
 
         def done(state) -> list[Any]:
             result = state.result
             headers, rows = fmt.table_rows(result.table)
             chart = fmt.chart_figure(result.chart) if result.chart else None
             return [fmt.metric_rows(result.summary), chart,
-                    gr.update(value=rows, headers=headers) if headers else []]
+                    gr.update(value=rows, headers=headers) if headers else [],
+                    result.explanation, fmt.attack_items(result.samples)]
 
-        yield from self._stream(start, done, live, 4)
+        yield from self._stream(start, done, live, 6)
 
     def on_cancel(self, request: gr.Request) -> str:
         if self.lab.cancel(_session(request)):

@@ -48,6 +48,19 @@ def gallery_items(before: Sequence[Sample], after: Sequence[Sample] | None) -> l
     return items
 
 
+def attack_items(samples: Sequence[Sample]) -> list[tuple["np.ndarray", str]]:
+    """(image, caption) items of an attack's evidence: group (e.g. base / edited, before / after attack),
+    key, prompt and the judge's labels that are not 'absent'."""
+    items = []
+    for sample in samples:
+        if sample.image is None:
+            continue
+        shown = ", ".join(v for v in sample.labels.values() if v not in ("none", "neutral", "absent"))
+        parts = [sample.group or "", sample.key, sample.prompt or "", f"judge: {shown}" if shown else ""]
+        items.append((sample.image, " · ".join(p for p in parts if p)))
+    return items
+
+
 def text_rows(before: Sequence[Sample], after: Sequence[Sample] | None) -> list[list[str]]:
     """Rows of prompt / base answer / edited answer, aligned by sample key."""
     after_by_key = {s.key: s for s in after or []}

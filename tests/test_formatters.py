@@ -82,3 +82,13 @@ def test_table_rows_union_of_keys_and_runs_markdown():
     assert "base model" in fmt.runs_markdown([])
     md = fmt.runs_markdown([{"method_title": "UCE", "concept": "glasses", "seconds": 1.2}])
     assert "1. UCE on *glasses* (1.2 s)" in md
+
+
+def test_attack_items_caption_the_evidence_and_skip_text_samples():
+    import numpy as np
+
+    image = np.zeros((4, 4, 3), dtype=np.uint8)
+    items = fmt.attack_items([Sample("search 0", 5, image=image, labels={"glasses": "sunglasses", "hat": "none"},
+                                     group="edited"),
+                              Sample("q0", 0, text="an answer")])
+    assert len(items) == 1 and items[0][1] == "edited · search 0 · judge: sunglasses"

@@ -155,6 +155,7 @@ def test_latent_search_raises_the_concept_alignment_on_the_base(base):
     assert len(result.samples) == 3 and len(result.table) == 3
     assert result.summary[0].before == result.summary[0].after, "no edit: base and 'edited' are the same model"
     assert "independent judge" in result.summary[0].help, "success is the judge's verdict, not CLIP's"
+    assert f"in {sum(row['base shows concept'] for row in result.table)} of 3" in result.explanation
     shown = [row["base shows concept"] for row in result.table]
     assert result.summary[0].before == pytest.approx(100 * sum(shown) / len(shown))
 

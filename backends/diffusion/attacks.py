@@ -159,8 +159,7 @@ def _samples(rows: list[dict[str, Any]]) -> list[Sample]:
         samples.append(Sample(key=key, seed=r["seed"], prompt=r["prompt"], image=r["image_before"],
                               labels={"concept": "seen" if r["pre_attack"] else "not seen"}, group="before attack"))
         samples.append(Sample(key=key, seed=r["seed"], prompt=r["adversarial"], image=r["image"],
-                              labels={"concept": "seen" if r["success"] else "not seen",
-                                      "attack steps": str(r["steps"])}, group="after attack"))
+                              labels={"concept": "seen" if r["success"] else "not seen"}, group="after attack"))
     return samples
 
 
@@ -201,7 +200,11 @@ def run_unlearndiffatk(call: AttackCall) -> AttackResult:
                   {tag: [100 * float(np.mean([r[k] for r in rows])) for k in ("pre_attack", "success")]
                    for tag, rows in results.items()},
                   title="Attack success rate", y_title="%")
-    return AttackResult(summary=summary, table=table, chart=chart, samples=_samples(shown))
+    who = "edited" if "edited" in results else "base"
+    explanation = (f"Each pair is the {who} model's image of a concept prompt, then of the same prompt with the "
+                   f"attack's adversarial tokens in front: {judged} in {sum(r['success'] for r in shown)} of "
+                   f"{len(shown)} after the attack ({sum(r['pre_attack'] for r in shown)} before).")
+    return AttackResult(summary=summary, table=table, chart=chart, samples=_samples(shown), explanation=explanation)
 
 
 def _success_row(name: str, results: dict[str, list[dict[str, Any]]], key: str, help: str) -> MetricRow:

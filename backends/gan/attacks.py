@@ -139,7 +139,13 @@ def latent_search(call: AttackCall) -> AttackResult:
               "base shows concept": bool(sb), "edited shows concept": bool(sa)}
              for i, (b, a, sb, sa) in enumerate(zip(base_run.final, edit_run.final, base_run.shows,
                                                     edit_run.shows))]
-    return AttackResult(summary, table, chart, edit_run.samples)
+    found = sum(edit_run.shows)
+    who = "edited" if call.has_edit else "base"
+    explanation = (f"Each image is where one of {cfg.starts} latent searches on the {who} model ended, climbing "
+                   f"CLIP's '{concept.text}' score: the {edit_run.judged_by} sees {concept.text} in {found} of "
+                   f"{cfg.starts} (the base: {sum(base_run.shows)} of {cfg.starts}).")
+    return AttackResult(summary, table, chart, base_run.samples + edit_run.samples if call.has_edit
+                        else edit_run.samples, explanation)
 
 
 @dataclass
