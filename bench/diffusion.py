@@ -74,12 +74,13 @@ def _attack_asr(base, model, concept: str, targets: int) -> float:
 
 def sets_disjoint() -> bool:
     """No prompt of any FaceWorld concept (its own, its paraphrases, neighbouring or unrelated) is in two splits."""
-    from backends.diffusion.metrics import FACEWORLD_WORDS, resolve_concept
+    from backends.diffusion.metrics import resolve_concept
+    from backends.faceworld.concepts import known_words
     from backends.diffusion.prompt_sets import (
         COLLATERAL_GROUPS, SPLITS, collateral_prompts, concept_prompts, normalise_prompt, paraphrase_prompts,
     )
 
-    for concept in FACEWORLD_WORDS:
+    for concept in known_words():
         target = resolve_concept(concept)
         sets = [{normalise_prompt(p) for p in concept_prompts(target, split)
                  + (paraphrase_prompts(target) if split == "train" else [])

@@ -210,7 +210,7 @@ def test_project_simplex_rows_sum_to_one():
 
 def test_bad_inputs_raise_clear_value_errors(tiny, backend):
     spec = registry.method("diffusion", "uce")
-    with pytest.raises(ValueError, match="enter the concept"):
+    with pytest.raises(ValueError, match="is empty"):
         build_config(spec.config, {"concept": "  "})
     with pytest.raises(ValueError, match="over the limit"):
         build_config(spec.config, {"concept": "glasses " * 20})

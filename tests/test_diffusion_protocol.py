@@ -16,7 +16,8 @@ from backends import registry  # noqa: E402
 from backends.config import build_config  # noqa: E402
 from backends.contract import MethodCall, Sample  # noqa: E402
 from backends.diffusion import prompt_sets  # noqa: E402
-from backends.diffusion.metrics import FACEWORLD_WORDS, eval_prompts, resolve_concept, retain_prompts  # noqa: E402
+from backends.diffusion.metrics import eval_prompts, resolve_concept, retain_prompts  # noqa: E402
+from backends.faceworld.concepts import WORDS  # noqa: E402
 from backends.diffusion.prompt_sets import normalise_prompt  # noqa: E402
 from backends.faceworld.world import ABSENT_VALUES, ATTRIBUTES  # noqa: E402
 from backends.jobs import JobContext  # noqa: E402
@@ -28,7 +29,7 @@ def faceworld_concepts() -> list[str]:
     """Every concept the diffusion tab resolves to FaceWorld values: its words and every present value."""
     named = [v if a not in SUFFIXED else f"{v} {a}" for a, vs in ATTRIBUTES.items() for v in vs
              if v != ABSENT_VALUES.get(a)]
-    return sorted(set(FACEWORLD_WORDS) | set(named))
+    return sorted(set(WORDS) | set(named))
 
 
 def split_prompts(concept: str, split: str) -> set[str]:

@@ -32,7 +32,8 @@ from backends.diffusion.common import (
     adam, check_concept_drawn, concept_field, esd_target, eval_prompts_field, eval_seeds_field, NoisyPool,
     training_prompts,
 )
-from backends.diffusion.metrics import check_concept_text, retain_prompts
+from backends.diffusion.metrics import retain_prompts
+from backends.faceworld.concepts import check_text
 from backends.registry import register_method
 
 if TYPE_CHECKING:
@@ -68,7 +69,7 @@ class AdvUnlearnConfig:
     eval_seeds: int = eval_seeds_field()
 
     def __post_init__(self) -> None:
-        check_concept_text(self.concept)
+        check_text(self.concept)
 
     @classmethod
     def smoke(cls) -> "AdvUnlearnConfig":

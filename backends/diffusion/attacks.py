@@ -26,7 +26,8 @@ from typing import TYPE_CHECKING, Any
 from backends.config import param
 from backends.contract import AttackCall, AttackResult, Chart, MetricRow, Sample
 from backends.diffusion.common import concept_field, training_prompts
-from backends.diffusion.metrics import check_concept_text, resolve_concept, synonym_prompts, verdict_judge
+from backends.diffusion.metrics import resolve_concept, synonym_prompts, verdict_judge
+from backends.faceworld.concepts import check_text
 from backends.registry import register_attack
 
 if TYPE_CHECKING:
@@ -53,7 +54,7 @@ class UnlearnDiffAtkConfig:
     seed: int = param(0, min=0, max=2**31 - 1, advanced=True, help="Seed of the noise and token draws.")
 
     def __post_init__(self) -> None:
-        check_concept_text(self.concept)
+        check_text(self.concept)
 
     @classmethod
     def smoke(cls) -> "UnlearnDiffAtkConfig":
@@ -228,7 +229,7 @@ class SynonymProbeConfig:
     paraphrases: bool = param(True, help="Also probe other training wordings of the concept.")
 
     def __post_init__(self) -> None:
-        check_concept_text(self.concept)
+        check_text(self.concept)
 
     @classmethod
     def smoke(cls) -> "SynonymProbeConfig":

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from backends.config import param
 from backends.contract import Backend, MapData, MetricRow, Sample
 from backends.diffusion.prompt_sets import GALLERY_SEEDS
+from backends.faceworld.concepts import MAX_CONCEPT_CHARS
 from backends.registry import register_backend
 
 if TYPE_CHECKING:
@@ -26,7 +27,7 @@ PROMPT_MAX_CHARS = 120
 class DiffusionGenerateConfig:
     """Prompts in three groups plus your own; every prompt is drawn with the same seeds."""
 
-    concept: str = param("glasses", max_length=60,
+    concept: str = param("glasses", max_length=MAX_CONCEPT_CHARS,
                          help="The concept you study: its synonyms and neighbours anchor the embedding maps.")
     concept_prompts: tuple[str, ...] = param(
         ("a face wearing glasses", "a photo of a person wearing sunglasses", "a cartoon face in eyeglasses"),

@@ -12,9 +12,10 @@ from typing import TYPE_CHECKING, Any
 
 from backends.config import param
 from backends.diffusion.metrics import (
-    ConceptTarget, check_concept_text, eval_prompts, resolve_concept, retain_prompts,
+    ConceptTarget, eval_prompts, resolve_concept, retain_prompts,
 )
 from backends.diffusion.prompt_sets import TRAIN_SEEDS, concept_prompts, train_seeds
+from backends.faceworld.concepts import MAX_CONCEPT_CHARS, check_text
 
 if TYPE_CHECKING:
     import numpy as np
@@ -23,14 +24,13 @@ if TYPE_CHECKING:
     from backends.diffusion.pipeline import DiffusionModel
     from backends.jobs import JobContext
 
-CONCEPT_MAX_CHARS = 60
 MIN_BASE_RATE = 0.25  # below this share of concept images, the base model "never draws" the concept
 CHECK_SEEDS = 4       # seeds per concept prompt for that check (the evaluation reuses them)
 
 
 def concept_field(default: str = "glasses") -> Any:
     return param(default, help="The concept to erase, in words (e.g. glasses, hat, beard, sunglasses).",
-                 max_length=CONCEPT_MAX_CHARS)
+                 max_length=MAX_CONCEPT_CHARS)
 
 
 def eval_seeds_field(default: int = CHECK_SEEDS) -> Any:
@@ -70,7 +70,7 @@ def check_fits(model: "DiffusionModel", prompts: list[str]) -> None:
 
 def training_prompts(model: "DiffusionModel", concept: str) -> list[str]:
     """Prompts that make the model draw ``concept``: the ``train`` split of its prompt sets."""
-    text = check_concept_text(concept)
+    text = check_text(concept)
     target = resolve_concept(text) if model.faceworld else ConceptTarget(text)
     prompts = concept_prompts(target, "train", model.faceworld)
     check_fits(model, prompts)

@@ -31,7 +31,7 @@ from backends.diffusion.common import (
     NoisyPool, adam, check_concept_drawn, concept_field, esd_target, eval_prompts_field, eval_seeds_field,
     training_prompts,
 )
-from backends.diffusion.metrics import check_concept_text
+from backends.faceworld.concepts import check_text
 from backends.registry import register_method
 
 if TYPE_CHECKING:
@@ -79,7 +79,7 @@ class ESDConfig:
     eval_seeds: int = eval_seeds_field()
 
     def __post_init__(self) -> None:
-        check_concept_text(self.concept)
+        check_text(self.concept)
 
     @classmethod
     def smoke(cls) -> "ESDConfig":

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from backends.config import param
 from backends.contract import MethodCall
 from backends.diffusion.common import adam, concept_field, eval_prompts_field, eval_seeds_field, training_prompts
-from backends.diffusion.metrics import check_concept_text
+from backends.faceworld.concepts import check_text
 from backends.registry import register_method
 
 if TYPE_CHECKING:
@@ -60,7 +60,7 @@ class FewShotConfig:
     eval_seeds: int = eval_seeds_field()
 
     def __post_init__(self) -> None:
-        check_concept_text(self.concept)
+        check_text(self.concept)
 
     @classmethod
     def smoke(cls) -> "FewShotConfig":

@@ -15,9 +15,10 @@ Heavy libraries are imported inside functions only.
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+from backends.faceworld.concepts import check_text, lookup, normalise
 
 if TYPE_CHECKING:
     import numpy as np
@@ -25,26 +26,6 @@ if TYPE_CHECKING:
 
     from backends.diffusion.pipeline import DiffusionModel
 
-GROUPS = ("concept", "neighbour", "unrelated", "neutral")
-
-# FaceWorld attribute values the user may name, besides the attribute names themselves.
-FACEWORLD_WORDS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "glasses": ("glasses", ("glasses", "sunglasses")),
-    "eyeglasses": ("glasses", ("glasses", "sunglasses")),
-    "spectacles": ("glasses", ("glasses", "sunglasses")),
-    "clear glasses": ("glasses", ("glasses",)),
-    "sunglasses": ("glasses", ("sunglasses",)),
-    "hat": ("hat", ("cap", "beanie")),
-    "hats": ("hat", ("cap", "beanie")),
-    "cap": ("hat", ("cap",)),
-    "baseball cap": ("hat", ("cap",)),
-    "beanie": ("hat", ("beanie",)),
-    "beard": ("beard", ("beard",)),
-    "smile": ("expression", ("smiling",)),
-    "smiling": ("expression", ("smiling",)),
-    "frown": ("expression", ("frowning",)),
-    "frowning": ("expression", ("frowning",)),
-}
 
 @dataclass(frozen=True)
 class ConceptTarget:
@@ -68,35 +49,11 @@ class PromptSpec:
     target: ConceptTarget
 
 
-def normalise_concept(text: str) -> str:
-    """Lower-case, single-spaced, without a leading article: "A  Hat" -> "hat"."""
-    words = re.sub(r"\s+", " ", text.strip().lower())
-    return re.sub(r"^(a|an|the) ", "", words)
-
-
-def check_concept_text(concept: str, label: str = "Concept") -> str:
-    """The stripped concept, or ValueError when it is empty or has no letters."""
-    text = concept.strip() if isinstance(concept, str) else ""
-    if not text:
-        raise ValueError(f"{label}: enter the concept to erase, e.g. glasses")
-    if not re.search(r"[A-Za-z]", text):
-        raise ValueError(f"{label}: {concept!r} has no letters; name a concept, e.g. glasses")
-    return text
-
-
 def resolve_concept(concept: str) -> ConceptTarget:
-    """The FaceWorld attribute values a concept names (attr None when it names none)."""
-    from backends.faceworld.world import ATTRIBUTES
-
-    key = normalise_concept(concept)
-    if key in FACEWORLD_WORDS:
-        attr, values = FACEWORLD_WORDS[key]
-        return ConceptTarget(concept.strip(), attr, values)
-    for attr, values in ATTRIBUTES.items():
-        for value in values[1:] if attr in ("glasses", "hat", "beard", "expression") else values:
-            if key in (value, f"{value} hair", f"{value} skin", f"{value} background"):
-                return ConceptTarget(concept.strip(), attr, (value,))
-    return ConceptTarget(concept.strip())
+    """The FaceWorld attribute values a concept names (attr None when it names none), by the vocabulary
+    both tabs share (:mod:`backends.faceworld.concepts`)."""
+    known = lookup(concept)
+    return ConceptTarget(concept.strip(), *known) if known else ConceptTarget(concept.strip())
 
 
 def same_concept(a: str, b: str) -> bool:
@@ -104,7 +61,7 @@ def same_concept(a: str, b: str) -> bool:
     ta, tb = resolve_concept(a), resolve_concept(b)
     if ta.attr is not None and tb.attr is not None:
         return ta.attr == tb.attr and bool(set(ta.values) & set(tb.values))
-    return normalise_concept(a) == normalise_concept(b)
+    return normalise(a) == normalise(b)
 
 
 def _value_target(attr: str, value: str) -> ConceptTarget:
@@ -121,7 +78,7 @@ def synonym_prompts(concept: str, faceworld: bool) -> list[str]:
             per_value = [world_synonyms(target.attr, v) for v in target.values]
             width = max(len(p) for p in per_value)
             return [p[i] for i in range(width) for p in per_value if i < len(p)]
-    text = normalise_concept(concept)
+    text = normalise(concept)
     return [f"a photo of someone with {text}", f"a picture showing {text}", f"{text}, close up"]
 
 
@@ -131,7 +88,7 @@ def eval_prompts(concept: str, faceworld: bool, per_group: int, split: str = "ev
     "a face", judged for the concept (how often it appears unasked)."""
     from backends.diffusion.prompt_sets import COLLATERAL_GROUPS, NEUTRAL_PROMPT, collateral_prompts, concept_prompts
 
-    text = check_concept_text(concept)
+    text = check_text(concept)
     target = resolve_concept(text) if faceworld else ConceptTarget(text)
     specs = [PromptSpec(p, "concept", target) for p in concept_prompts(target, split, faceworld)[:per_group]]
     for group in COLLATERAL_GROUPS:
@@ -145,7 +102,7 @@ def retain_prompts(concept: str, faceworld: bool, groups: tuple[str, ...] = ("ne
     the concept's neighbouring and unrelated groups (FaceWorld values, else generic prompts)."""
     from backends.diffusion.prompt_sets import collateral_prompts
 
-    text = check_concept_text(concept)
+    text = check_text(concept)
     target = resolve_concept(text) if faceworld else ConceptTarget(text)
     return [p for g in groups for p, _ in collateral_prompts(target, g, "train", faceworld)]
 

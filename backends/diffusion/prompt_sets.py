@@ -247,9 +247,9 @@ def concept_prompts(target: "ConceptTarget", split: str, faceworld: bool = True)
 
     check_split(split)
     if not faceworld or target.attr is None:
-        from backends.diffusion.metrics import normalise_concept
+        from backends.faceworld.concepts import normalise
 
-        text = normalise_concept(target.text)
+        text = normalise(target.text)
         return [t.format(text) for t in FREE_TEMPLATES[faceworld][split]]
     lists = [value_prompts(target.attr, v, split) for v in target.values]
     present = {v for v in ATTRIBUTES[target.attr] if v != ABSENT_VALUES.get(target.attr)}

@@ -25,7 +25,7 @@ from backends.diffusion.common import (
     adam, check_concept_drawn, concept_field, concept_images, eval_prompts_field, eval_seeds_field, retain_images,
     reworded_prompts,
 )
-from backends.diffusion.metrics import check_concept_text
+from backends.faceworld.concepts import check_text
 from backends.registry import register_method
 
 if TYPE_CHECKING:
@@ -54,7 +54,7 @@ class SalUnConfig:
     eval_seeds: int = eval_seeds_field()
 
     def __post_init__(self) -> None:
-        check_concept_text(self.concept)
+        check_text(self.concept)
 
     @classmethod
     def smoke(cls) -> "SalUnConfig":

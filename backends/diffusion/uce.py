@@ -37,7 +37,8 @@ from backends.diffusion.common import (
     check_concept_drawn, check_lists_disjoint, concept_field, eval_prompts_field, eval_seeds_field, reworded_prompts,
     split_lines, training_prompts,
 )
-from backends.diffusion.metrics import check_concept_text, retain_prompts
+from backends.diffusion.metrics import retain_prompts
+from backends.faceworld.concepts import MAX_CONCEPT_CHARS, check_text
 from backends.registry import register_method
 
 if TYPE_CHECKING:
@@ -54,16 +55,16 @@ class UCEConfig:
     concept's last token to the end); ours erase at scale 2 (see the module docstring)."""
 
     concept: str = concept_field()
-    also_erase: tuple[str, ...] = param((), max_items=8, max_length=60,
+    also_erase: tuple[str, ...] = param((), max_items=8, max_length=MAX_CONCEPT_CHARS,
                                         help="More concepts to erase at once, one per line (optional).")
     paraphrases: bool = param(True, help="Also erase each concept's other wordings from the training captions "
                                          "(synonyms, paraphrases; never the evaluation's prompts).")
-    preserve: tuple[str, ...] = param((), max_items=12, max_length=60,
+    preserve: tuple[str, ...] = param((), max_items=12, max_length=MAX_CONCEPT_CHARS,
                                       help="Concepts to keep exactly as they are, one per line.")
     preserve_neighbours: bool = param(True, help="Also preserve the concept's neighbours (FaceWorld: the other "
                                                  "values of its attribute and the other accessories, worded "
                                                  "apart from the evaluation's prompts).")
-    guide: str = param("", max_length=60,
+    guide: str = param("", max_length=MAX_CONCEPT_CHARS,
                        help="Where the erased concept should land; empty = its prompts without the concept "
                             "(e.g. 'a face').")
     lam: float = param(0.5, min=0.0, max=100.0, help="Weight of staying close to the original W (authors: 0.5).")
@@ -77,7 +78,7 @@ class UCEConfig:
     eval_seeds: int = eval_seeds_field()
 
     def __post_init__(self) -> None:
-        check_concept_text(self.concept)
+        check_text(self.concept)
         check_lists_disjoint((self.concept,) + split_lines(self.also_erase), split_lines(self.preserve))
 
     @classmethod

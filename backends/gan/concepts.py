@@ -1,22 +1,22 @@
 """Typed concept -> what to measure: its text prompt and the FaceWorld attribute that judges presence.
 
-Presence is judged by CLIP zero-shot classification of a FaceWorld attribute (Radford et al. 2021:
-prompt-ensembled class embeddings, argmax over the attribute's values). The typed concept is mapped
-to an attribute in this order (our choice; documented in the GAN tab):
+The typed concept is mapped to FaceWorld attribute values in this order (our choice; documented in the
+GAN tab):
 
-1. the concept names an attribute that can be absent ("glasses", "hat", "beard", "expression"):
-   present = any non-absent value ("glasses" counts glasses and sunglasses, as the gold-standard
-   model retrained without glasses excludes both), and its text stands for all of them: the mean
-   embedding of "a face with glasses" and "a face with sunglasses" (FaceWorld CLIP was trained with
-   sunglasses images as negatives of "glasses" captions, so "glasses" alone points away from
-   sunglasses and unlearning it would add them);
-2. the concept names a value ("sunglasses", "smiling", "cap", "blond"): present = that value;
-3. otherwise the value whose text offset from the neutral prompt is nearest to the concept's
+1. a word of the shared FaceWorld vocabulary (:mod:`backends.faceworld.concepts`, the same rules as the
+   diffusion tab): an attribute that can be absent ("glasses", "hat", "beard") covers all its present
+   values ("glasses" counts glasses and sunglasses, as the gold-standard model retrained without glasses
+   excludes both) and its text stands for all of them: the mean embedding of "a face with glasses" and
+   "a face with sunglasses" (FaceWorld CLIP was trained with sunglasses images as negatives of "glasses"
+   captions, so "glasses" alone points away from sunglasses and unlearning it would add them); a value
+   ("sunglasses", "smiling", "cap", "blond") names that value;
+2. otherwise the value whose text offset from the neutral prompt is nearest to the concept's
    (cos(E_T(class prompts) - E_T(neutral), E_T(concept prompt) - E_T(neutral)); offsets, not raw
    embeddings, because every prompt shares "a face ..." and raw cosines are all high):
-   "spectacles" -> glasses, if the cosine is at least ``MATCH_MIN_COSINE``;
-4. otherwise (a concept FaceWorld has no attribute for) present = the image is closer to the concept
+   "eyewear" -> glasses, if the cosine is at least ``MATCH_MIN_COSINE``;
+3. otherwise (a concept FaceWorld has no attribute for) present = the image is closer to the concept
    prompt than to the neutral prompt (binary zero-shot).
+CLIP's verdicts here are the guide's; the GAN tab's verdicts come from the independent judge.
 """
 from __future__ import annotations
 
@@ -26,13 +26,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from backends.faceworld import world
+from backends.faceworld.concepts import MAX_CONCEPT_CHARS, check_text, lookup  # noqa: F401 (re-exported)
 
 if TYPE_CHECKING:
     import torch
 
     from backends.gan.encoders import ImageTextEncoder
 
-MAX_CONCEPT_CHARS = 80
 #: Nearest-attribute matching needs at least this cosine of text offsets (else binary zero-shot, rule 4).
 #: Set on the shipped FaceWorld CLIP: synonyms score 0.63-0.9 ("spectacles" 0.85, "grin" 0.90, "eyewear"
 #: 0.63, "joy" 0.71), unrelated words 0.40-0.55 ("dog" 0.47, "a car" 0.49, "earrings" 0.48, "freckles" 0.55).
@@ -63,18 +63,6 @@ class Concept:
         return f"{self.attribute}={'|'.join(self.values)}"
 
 
-def check_text(text: str, what: str = "Concept") -> str:
-    """Stripped text, or ValueError when empty or over MAX_CONCEPT_CHARS."""
-    if not isinstance(text, str):
-        raise ValueError(f"{what}: expected text, got {type(text).__name__}")
-    text = " ".join(text.split())
-    if not text:
-        raise ValueError(f"{what} is empty: type what to unlearn, e.g. 'glasses'")
-    if len(text) > MAX_CONCEPT_CHARS:
-        raise ValueError(f"{what} is {len(text)} characters; the limit is {MAX_CONCEPT_CHARS}")
-    return text
-
-
 def concept_prompt(concept: str, neutral: str) -> str:
     """'glasses' / 'a smile' + 'a face' -> 'a face with glasses' / 'a face with a smile'; a description
     of three or more words ('a man wearing a cap') stays as typed."""
@@ -100,15 +88,13 @@ def resolve(encoder: "ImageTextEncoder", text: str, neutral: str = "a face") -> 
     text = check_text(text)
     neutral = check_text(neutral, "Neutral text")
     prompt = concept_prompt(text, neutral)
-    key = text.lower()
-    if key in world.ABSENT_VALUES:
-        absent = world.ABSENT_VALUES[key]
-        values = tuple(v for v in world.ATTRIBUTES[key] if v != absent)
-        variants = tuple(concept_prompt(v, neutral) for v in values if v != key)
-        return Concept(text, prompt, neutral, key, values, f"names the attribute {key!r}", variants)
-    for attribute, values in world.ATTRIBUTES.items():
-        if key in values and key != world.ABSENT_VALUES.get(attribute):
-            return Concept(text, prompt, neutral, attribute, (key,), f"names the value {attribute}={key}")
+    known = lookup(text)
+    if known is not None:
+        attribute, values = known
+        key = text.lower()
+        variants = tuple(concept_prompt(v, neutral) for v in values if v != key) if len(values) > 1 else ()
+        return Concept(text, prompt, neutral, attribute, values,
+                       f"FaceWorld word: {attribute}={'|'.join(values)}", variants)
     import torch.nn.functional as F
 
     neutral_embedding = encoder.text_direction([neutral])
