@@ -8,8 +8,8 @@ python_coding and antonyms, with the method's default config:
 - ``.relearn_steps``: fine-tuning steps (4 forget examples, lr 5e-5) until the forget skill's
   abstention-aware reference NLL on 4 test prompts closes half its gap to the base (-1: not within
   the 6 steps; 0: no gap);
-- ``.probe_acc_max``: best layer's cross-validated linear-probe accuracy (forget skill vs others)
-  on the edited model (chance 0.5), plus ``llm.base.<skill>.probe_acc_max`` for the base.
+- ``.knowledge_probe_above_control_max``: the knowledge probe's best per-layer accuracy points over a
+  random model of the same architecture, on the edited model (``llm.base.<skill>...`` for the base).
 Also ``llm.base.<skill>.score`` (base behavioural score per skill) and ``llm.load_s``.
 
 The base model's answers are computed once and reused. ``LLM_BENCH_ITEMS`` (default 16; 0: the whole
@@ -46,7 +46,8 @@ def run() -> Iterator[dict]:
     import backends.llm  # noqa: F401  (registers the backend)
     from backends import registry
     from backends.contract import AttackCall, MethodCall
-    from backends.llm.attacks import LinearProbeConfig, RelearnConfig, steps_to_recover_half
+    from backends.llm.attacks import RelearnConfig, steps_to_recover_half
+    from backends.llm.probes import KnowledgeProbeConfig
     from backends.llm.backend import base_skill_results, relative_drop, skill_results
     from backends.llm.skills import SKILLS
 
@@ -73,18 +74,18 @@ def run() -> Iterator[dict]:
         yield {"name": f"llm.base.{skill}.score", "value": round(base_scores[skill], 4), "unit": "fraction"}
 
     relearn_cfg = RelearnConfig(eval_items=4)
-    probe_cfg = LinearProbeConfig()
-    probe = registry.attack("llm", "linear_probe")
+    probe_cfg = KnowledgeProbeConfig()
+    probe = registry.attack("llm", "knowledge_probe")
     relearn = registry.attack("llm", "relearning")
     # Method-major order: the training-free methods (with targets) first.
     for method in methods:
         for skill in forget_skills:
             prefix = f"llm.{method}.{skill}"
             if method == methods[0]:
-                result = probe.run(AttackCall(be, base, base, False, dataclasses.replace(probe_cfg, forget_skill=skill),
+                result = probe.run(AttackCall(be, base, base, False, dataclasses.replace(probe_cfg, skill=skill),
                                               _ctx()))
-                yield {"name": f"llm.base.{skill}.probe_acc_max", "value": round(result.summary[0].before, 4),
-                       "unit": "accuracy"}
+                yield {"name": f"llm.base.{skill}.knowledge_probe_above_control_max",
+                       "value": round(result.summary[0].before, 1), "unit": "pts"}
             cfg = config_of(method, skill)
             edited = be.clone(base)
             t = time.time()
@@ -109,9 +110,10 @@ def run() -> Iterator[dict]:
             _log(f"{prefix}: relearn curve {[round(v, 2) for v in curve]} (base {[round(v, 2) for v in base_curve]})")
             yield {"name": f"{prefix}.relearn_steps", "value": -1 if recovered is None else recovered, "unit": "steps"}
 
-            result = probe.run(AttackCall(be, base, edited, True, dataclasses.replace(probe_cfg, forget_skill=skill),
+            result = probe.run(AttackCall(be, base, edited, True, dataclasses.replace(probe_cfg, skill=skill),
                                           _ctx()))
-            yield {"name": f"{prefix}.probe_acc_max", "value": round(result.summary[0].after, 4), "unit": "accuracy"}
+            yield {"name": f"{prefix}.knowledge_probe_above_control_max", "value": round(result.summary[0].after, 1),
+                   "unit": "pts"}
             _log(f"{prefix}: done")
 
 if __name__ == "__main__":

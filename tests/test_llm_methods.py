@@ -197,7 +197,7 @@ def test_neuron_activation_histograms_show_the_shift(tiny):
 def test_attacks_compare_base_and_edit(tiny):
     be = registry.backend("llm")
     edited = run_method("key_space_detection", tiny, KeySpaceDetectionConfig.smoke())
-    for name in ("linear_probe", "relearning", "paraphrase"):
+    for name in ("knowledge_probe", "request_probe", "relearning", "paraphrase"):
         spec = registry.attack("llm", name)
         result = spec.run(AttackCall(be, tiny, edited, True, spec.config.smoke(), ctx()))
         assert result.summary and result.chart is not None

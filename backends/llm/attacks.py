@@ -1,8 +1,6 @@
 """Attacks on an unlearned LLM: is the skill gone, or only hidden?
 
-- Linear probes (Zhang et al., "Unforgettable Generalization in Language Models", 2024): logistic
-  regression per layer on the last prompt token's hidden state, forget skill vs the other skills,
-  on held-out test prompts (disjoint from the probe prompts the methods saw); base vs edited.
+- Knowledge and request probes: see :mod:`backends.llm.probes`.
 - Relearning (e.g. Lynch et al., "Eight Methods to Evaluate Robust Unlearning in LLMs", 2024):
   a few fine-tuning steps on a few forget examples; the forget skill's reference NLL against the
   step, for a copy of the base and a copy of the edit.
@@ -20,105 +18,10 @@ from backends.llm.skills import SKILLS
 from backends.registry import register_attack
 
 if TYPE_CHECKING:
-    import numpy as np
     import torch
 
     from backends.contract import AttackCall
     from backends.llm.models import LLMBundle
-
-
-# --------------------------------------------------------------------------------------------
-# Linear probes
-# --------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class LinearProbeConfig:
-    """Per-layer logistic-regression probes: forget skill vs the others."""
-
-    forget_skill: str = param("python_coding", choices=SKILLS, help="The skill the probe must detect.")
-    per_skill: int = param(24, min=4, max=200, help="Held-out test prompts per skill (the probe's data).")
-    folds: int = param(4, min=2, max=10, advanced=True, help="Cross-validation folds.")
-
-    @classmethod
-    def smoke(cls) -> "LinearProbeConfig":
-        return cls(forget_skill="factual_qa", per_skill=4, folds=2)
-
-
-def last_token_states(bundle: "LLMBundle", prompts: list[str], batch_size: int = 16) -> "torch.Tensor":
-    """Hidden state of the last chat-prompt token after every layer: (L, N, D), hooks active."""
-    import torch
-
-    from backends.llm.models import encode_chat, left_pad, positions
-
-    encoded = encode_chat(bundle, prompts)
-    states = []
-    with torch.no_grad(), bundle.active():
-        for start in range(0, len(prompts), batch_size):
-            ids, mask, _ = left_pad(bundle, encoded.ids[start:start + batch_size])
-            out = bundle.model.model(input_ids=ids, attention_mask=mask, position_ids=positions(mask),
-                                     output_hidden_states=True, use_cache=False)
-            states.append(torch.stack([h[:, -1] for h in out.hidden_states[1:]]).float().cpu())  # (L, B, D)
-    return torch.cat(states, dim=1)
-
-
-def probe_accuracies(states: "torch.Tensor", labels: "np.ndarray", folds: int, seed: int = 0) -> list[float]:
-    """Cross-validated accuracy of a standardised logistic regression per layer."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import StratifiedKFold, cross_val_score
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-    accs = []
-    for layer_states in states:
-        clf = make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=500))
-        accs.append(float(cross_val_score(clf, layer_states.numpy(), labels, cv=splitter).mean()))
-    return accs
-
-
-def probe_data(forget_skill: str, per_skill: int) -> tuple[list[str], "np.ndarray"]:
-    """Balanced prompts: ``per_skill`` of the forget skill (label 1) and as many from the others (0)."""
-    import numpy as np
-
-    from backends.llm.skills import load_skill_set
-
-    positives = [it.prompt for it in load_skill_set(forget_skill, "test")[:per_skill]]
-    others = [s for s in SKILLS if s != forget_skill]
-    negatives: list[str] = []
-    for i in range(len(positives)):
-        items = load_skill_set(others[i % len(others)], "test")
-        negatives.append(items[(i // len(others)) % len(items)].prompt)
-    return positives + negatives, np.array([1] * len(positives) + [0] * len(negatives))
-
-
-@register_attack("llm", "linear_probe", title="Linear probes per layer", config=LinearProbeConfig,
-                 paper="Zhang et al., Unforgettable Generalization in Language Models, 2024")
-def run_linear_probe(call: "AttackCall") -> AttackResult:
-    """Can a linear read-out still tell forget-skill prompts from others, layer by layer? High
-    accuracy after unlearning with low behaviour means the skill is hidden, not removed."""
-    cfg: LinearProbeConfig = call.config
-    prompts, labels = probe_data(cfg.forget_skill, cfg.per_skill)
-    folds = min(cfg.folds, int(labels.sum()))
-    if folds < 2:
-        raise ValueError("too few prompts for cross-validated probes: raise 'per skill'")
-    call.ctx.phase("hidden states", total=2)
-    base_acc = probe_accuracies(last_token_states(call.base, prompts), labels, folds)
-    call.ctx.step(1)
-    edit_acc = probe_accuracies(last_token_states(call.edited, prompts), labels, folds) if call.has_edit else base_acc
-    call.ctx.step(2)
-    layers = list(range(1, len(base_acc) + 1))
-    summary = [
-        MetricRow("best layer probe accuracy", max(base_acc), max(edit_acc), better="lower",
-                  help="Highest cross-validated accuracy over layers (chance = 0.5)."),
-        MetricRow("mean probe accuracy", sum(base_acc) / len(base_acc), sum(edit_acc) / len(edit_acc),
-                  better="lower"),
-        MetricRow("best layer", float(layers[base_acc.index(max(base_acc))]),
-                  float(layers[edit_acc.index(max(edit_acc))])),
-    ]
-    table = [{"layer": l, "base": round(b, 4), "edited": round(e, 4)} for l, b, e in zip(layers, base_acc, edit_acc)]
-    chart = Chart("line", layers, {"base": base_acc, "edited": edit_acc},
-                  title=f"Linear probe accuracy: {cfg.forget_skill} vs other skills", x_title="layer",
-                  y_title="accuracy")
-    return AttackResult(summary, table, chart)
 
 
 # --------------------------------------------------------------------------------------------
