@@ -126,16 +126,19 @@ PYTHON_PROMPTS = (
 
 
 def build_python_coding(rng: random.Random) -> list[dict]:
-    tasks = list(PYTHON_TASKS)
+    tasks = [(sig, desc, body, asserts, sig.split("(")[0]) for sig, desc, body, asserts in PYTHON_TASKS]
     for sig, desc, body, asserts, values in PYTHON_FAMILIES:
-        for value in values:
+        for value in values:  # every parameter of a family is one family: add_2 and add_7 stay on one side
             fill = {"k": value, "c": value}
-            tasks.append((sig.format(**fill), desc.format(**fill), body.format(**fill), asserts(value)))
+            tasks.append((sig.format(**fill), desc.format(**fill), body.format(**fill), asserts(value),
+                          sig.split("(")[0]))
     rows = []
-    for sig, desc, body, asserts in tasks:
+    for sig, desc, body, asserts, family in tasks:
         prompt = rng.choice(PYTHON_PROMPTS).format(sig=sig, desc=desc)
         code = f"def {sig}:\n    {body}\n"
-        rows.append({"prompt": prompt, "reference": f"```python\n{code}```", "check": "\n".join(f"assert {a}" for a in asserts)})
+        rows.append({"prompt": prompt, "reference": f"```python\n{code}```",
+                     "check": "\n".join(f"assert {a}" for a in asserts), "family": family,
+                     "key": sig.split("(")[0]})
     return rows
 
 
@@ -220,7 +223,7 @@ def build_story_writing(rng: random.Random) -> list[dict]:
                 f"In the end, {name} {rng.choice(STORY_ENDINGS)}."
             )
             rows.append({"prompt": template.format(subject=subject), "reference": reference, "check": check,
-                         "group": subject})
+                         "family": subject, "key": subject})
     return rows
 
 
@@ -346,11 +349,14 @@ QA_CAPITAL_TEMPLATE = "What is the capital of {country}?"
 
 
 def build_factual_qa(rng: random.Random) -> list[dict]:
-    rows = [{"prompt": q, "reference": ref, "check": check} for q, ref, check in FACTS]
+    # A question's family is its first four words ("what is a baby", "how many legs does"); capitals are one family.
+    rows = [{"prompt": q, "reference": ref, "check": check, "family": " ".join(q.lower().split()[:4]), "key": q}
+            for q, ref, check in FACTS]
     for country, capital in CAPITALS:
         first = capital.split("|")[0]
-        rows.append({"prompt": QA_CAPITAL_TEMPLATE.format(country=country),
-                     "reference": f"The capital of {country} is {first}.", "check": capital, "group": first})
+        prompt = QA_CAPITAL_TEMPLATE.format(country=country)
+        rows.append({"prompt": prompt, "reference": f"The capital of {country} is {first}.", "check": capital,
+                     "family": "capital", "key": prompt})
     return rows
 
 
@@ -406,7 +412,7 @@ def build_antonyms(rng: random.Random) -> list[dict]:
         reference = opposites.split("|")[0]
         rows.append({"prompt": rng.choice(ANTONYM_PROMPTS).format(word=word),
                      "reference": f"The opposite of \"{word}\" is \"{reference}\".", "check": opposites,
-                     "group": " ".join(sorted((word, reference)))})
+                     "family": " ".join(sorted((word, reference))), "key": word})
     return rows
 
 
@@ -418,13 +424,162 @@ BUILDERS = {
 }
 MIN_ITEMS = 120
 
+# --------------------------------------------------------------------------------------------------
+# test_paraphrase: test tasks asked the way a person would, written by hand (no template), keyed by the
+# task they ask (python: function name; story: subject; QA: original question; antonyms: the word).
+# Each takes the reference and checker of that task, and its whole family goes to the test half.
+# --------------------------------------------------------------------------------------------------
+PARAPHRASES: dict[str, list[tuple[str, str]]] = {
+    "python_coding": [
+        ("factorial", "Can you implement factorial(n) in Python for me? It should give 1 for n = 0."),
+        ("fibonacci", "I need fibonacci(n) in Python: fibonacci(0) is 0, fibonacci(1) is 1, and each later one adds the two before it."),
+        ("is_prime", "How would I check in Python whether a number is prime? Please give me is_prime(n) returning True or False."),
+        ("gcd", "My kid's homework needs the greatest common divisor of two positive numbers. Could you code gcd(a, b) in Python?"),
+        ("reverse_string", "Show me some Python that flips a string backwards, as a function reverse_string(s)."),
+        ("is_palindrome", "I want a quick Python helper, is_palindrome(s), that tells me if a word is spelled the same both ways."),
+        ("count_vowels", "Could you code up count_vowels(s) in Python? It counts a, e, i, o and u in a lowercase string."),
+        ("celsius_to_fahrenheit", "Python question: how do I turn Celsius into Fahrenheit? Call the function celsius_to_fahrenheit(c)."),
+        ("sum_of_digits", "Please give me a Python function sum_of_digits(n), so that 123 gives 6."),
+        ("is_leap_year", "Is 1900 a leap year? Help me write is_leap_year(year) in Python using the Gregorian rules."),
+        ("remove_duplicates", "I have a list with repeats. Can you write remove_duplicates(items) in Python that drops them but keeps the original order?"),
+        ("find_max", "Need a tiny Python snippet: find_max(numbers) giving back the biggest value in a non-empty list."),
+        ("average", "How do I compute the mean of a list in Python? Wrap it as average(numbers); the list is never empty."),
+        ("word_count", "Quick one: a Python word_count(sentence) that tells how many space-separated words a sentence has."),
+        ("fizzbuzz", "Could you do the classic FizzBuzz in Python as fizzbuzz(n)? Return 'Fizz', 'Buzz', 'FizzBuzz' or the number as a string."),
+        ("clamp", "In Python, how would you keep a value between a lower and an upper bound? Please write clamp(x, low, high)."),
+        ("longest_word", "Help me find the longest word in a sentence with Python: longest_word(sentence), and the first one wins on ties."),
+        ("capitalize_words", "I'd like Python code that makes every word start with a capital letter. Name it capitalize_words(sentence)."),
+        ("sum_even", "Could you make a Python function sum_even(numbers) that adds up only the even numbers of a list?"),
+        ("greet", "For my little app I need greet(name) in Python, giving back something like 'Hello, Ann!'."),
+        ("circle_area", "What's the Python code for the area of a circle? Call it circle_area(r), with r the radius."),
+        ("times_3", "Python please: times_3(n) should just triple the number it gets."),
+        ("repeat_3", "I need repeat_3(s) in Python, which gives the string three times in a row, like 'ab' becoming 'ababab'."),
+        ("count_greater_than_5", "Can you code count_greater_than_5(numbers) in Python? It should tell how many list entries are above 5."),
+    ],
+    "story_writing": [
+        ("a dragon who is afraid of the dark", "My son is scared of the dark. Could you tell him a bedtime tale where a dragon is scared of it too?"),
+        ("a dragon who is afraid of the dark", "Make up a little tale for me about a dragon that can't stand the dark."),
+        ("a robot who learns to paint", "I'd love to read a short tale about a robot picking up a paintbrush for the first time."),
+        ("a penguin who wants to see the desert", "Tell my class a quick tale: a penguin dreams of visiting a hot sandy desert."),
+        ("a penguin who wants to see the desert", "Can you spin a few paragraphs about a penguin who travels to see the desert?"),
+        ("a wizard who loses his magic wand", "Imagine a wizard who can't find his wand. What happens next? Tell it as a little tale."),
+        ("a pirate looking for treasure", "Spin me a yarn about a pirate hunting for buried treasure."),
+        ("a pirate looking for treasure", "My nephew loves pirates. Could you make up a tale about one searching for treasure?"),
+        ("a bear named Bruno who loves honey", "Could you make up a bedtime tale about Bruno, a bear who can't get enough honey?"),
+        ("a snowman who wants to see summer", "What would happen if a snowman tried to see summer? Tell it to me as a short tale."),
+        ("a little train that climbs a mountain", "Tell me a tale about a little train puffing its way up a mountain."),
+        ("a little train that climbs a mountain", "My toddler loves trains. Can you make up something short about a small train going up a steep mountain?"),
+        ("a frog who wants to be a prince", "Give me a fairy-tale-style piece about a frog who dreams of becoming a prince."),
+        ("a girl named Emma who plants a garden", "Could you tell a gentle tale about Emma planting her very first garden?"),
+        ("a girl named Emma who plants a garden", "I'm looking for a short read-aloud about a girl called Emma and the garden she grows."),
+        ("a detective named Nora who solves a mystery", "Make up a little mystery where a detective called Nora cracks the case."),
+        ("a fox who makes friends with a rabbit", "Tell me a tale of a fox and a rabbit who become friends."),
+        ("a fox who makes friends with a rabbit", "Could you make up a heartwarming little tale where a fox befriends a rabbit?"),
+        ("a clockmaker named Hugo", "I'd like a short tale about Hugo, an old clockmaker in his workshop."),
+        ("a unicorn in an enchanted forest", "Describe an adventure of a unicorn in an enchanted forest, as a little tale."),
+        ("a unicorn in an enchanted forest", "Could you invent a bedtime tale with a unicorn living in a magical forest?"),
+        ("a lonely lighthouse keeper", "Tell me something short and touching about a lighthouse keeper who lives all alone."),
+        ("a squirrel preparing for winter", "Make up a tale about a squirrel getting ready for winter."),
+        ("a squirrel preparing for winter", "Can you narrate a little adventure of a squirrel storing nuts before the cold of winter?"),
+    ],
+    "factual_qa": [
+        ("How many legs does a spider have?", "If I count the legs on a spider, what number do I get?"),
+        ("What is the largest planet in our solar system?", "Which planet in our solar system is the biggest one?"),
+        ("What do bees make?", "What sweet food do bees produce?"),
+        ("What is a baby cat called?", "My cat just had babies. What are baby cats called?"),
+        ("What is the hardest natural substance?", "Which natural material is the hardest of all?"),
+        ("What organ pumps blood through the human body?", "Which organ keeps blood moving around our body?"),
+        ("What is the longest river in Africa?", "Name the longest river in Africa for me."),
+        ("Who painted the Mona Lisa?", "Which artist painted the Mona Lisa?"),
+        ("What is the currency of Japan?", "If I travel to Japan, what money will I pay with?"),
+        ("What language is mainly spoken in Brazil?", "Which language do most people in Brazil speak?"),
+        ("What season comes after winter?", "Once winter is over, which season begins?"),
+        ("What do we call a person who flies an airplane?", "What's the job title of someone who flies planes?"),
+        ("What sport is played at Wimbledon?", "Which sport are the Wimbledon championships about?"),
+        ("At what temperature in degrees Celsius does water freeze?", "At how many degrees Celsius does water turn into ice?"),
+        ("How many bones does an adult human have?", "Roughly how many bones make up a grown-up human skeleton?"),
+        ("Which planet is known as the Red Planet?", "People call one planet the Red Planet. Which one is it?"),
+        ("What animal is known as the king of the jungle?", "Which animal gets called the king of the jungle?"),
+        ("What is the tallest mountain in the world?", "What's the tallest mountain on the planet?"),
+        ("Who developed the theory of relativity?", "Who came up with the theory of relativity?"),
+        ("What tool do we use to cut paper?", "Which tool would you grab to cut a sheet of paper?"),
+        ("What fruit is used to make wine?", "Wine is made from which fruit?"),
+        ("What do you call the place where books are kept for people to borrow?", "Where would you go to borrow books for free?"),
+        ("Who wrote Romeo and Juliet?", "Who is the playwright behind Romeo and Juliet?"),
+        ("What instrument has black and white keys?", "I want to learn the instrument with black and white keys. What is it called?"),
+    ],
+    "antonyms": [
+        ("hot", "If something is the exact reverse of hot, how would you describe it in one word?"),
+        ("fast", "Give me the word that means the reverse of 'fast'."),
+        ("happy", "My little brother asked what the contrary of 'happy' is. What should I tell him?"),
+        ("early", "Fill in the blank with one word: not early but ___."),
+        ("up", "What word would you use for the other end from 'up'?"),
+        ("rich", "I'm doing a crossword and the clue is 'not rich' (4 letters). What's the word?"),
+        ("strong", "In one word, what's the flip side of 'strong'?"),
+        ("full", "If a glass isn't full, what is it?"),
+        ("wide", "What would you call a road that isn't wide?"),
+        ("remember", "Tell me a word meaning the reverse of 'remember'."),
+        ("buy", "Which word is the counterpart of 'buy' when you trade things?"),
+        ("always", "What's the contrary of 'always'?"),
+        ("north", "Name the compass direction facing away from north."),
+        ("sunrise", "What do you call the end of the day when the sun goes down, the counterpart of sunrise?"),
+        ("asleep", "If you're not asleep, what are you?"),
+        ("ancient", "My teacher says 'ancient' has a counterpart. Which word is it?"),
+        ("victory", "Antonym of 'victory', please."),
+        ("smooth", "If something isn't smooth, how does it feel? One word."),
+        ("public", "What's a single word for the reverse of 'public'?"),
+        ("cheap", "Not cheap, but...? Give me the word."),
+        ("laugh", "Which word pairs with 'laugh' as its contrary?"),
+        ("polite", "What is the antonym of 'polite'?"),
+        ("deep", "Water that is not deep is called what?"),
+        ("increase", "Give the reverse of 'increase' in a single word."),
+    ],
+}
+MIN_PARAPHRASES = 24
+
+
+def families(rows: list[dict], link_answers: bool) -> list[str]:
+    """Each row's family after merging families that share a member: rows of one family, and (for
+    QA and antonyms) rows with the same first accepted answer, end in one family."""
+    parent: dict[str, str] = {}
+
+    def find(x: str) -> str:
+        while parent.setdefault(x, x) != x:
+            x = parent[x]
+        return x
+
+    for row in rows:
+        keys = [f"family:{row['family']}"]
+        if link_answers:
+            keys.append(f"answer:{row['check'].split('|')[0].lower()}")
+        for key in keys[1:]:
+            a, b = sorted((find(keys[0]), find(key)), key=lambda k: (k.startswith("answer:"), k))
+            if a != b:
+                parent[b] = a  # a family name, not an answer, names the merged family
+    return [find(f"family:{row['family']}").removeprefix("family:") for row in rows]
+
+
+def paraphrase_rows(skill: str, rows: list[dict]) -> list[dict]:
+    """The hand-written paraphrases of ``skill`` with the reference, checker and family of the task they ask."""
+    by_key: dict[str, dict] = {}
+    for row in rows:
+        by_key.setdefault(row["key"], row)
+    out = []
+    for key, prompt in PARAPHRASES[skill]:
+        task = by_key[key]
+        out.append({"prompt": prompt, "reference": task["reference"], "check": task["check"],
+                    "family": task["family"]})
+    return out
+
 
 def make_skill_set(skill: str) -> dict:
-    """Rows of one skill, shuffled with a seed made from SEED and the skill's name, cut in two halves.
+    """Rows of one skill, shuffled with a seed made from SEED and the skill's name, cut in two halves by family,
+    plus the hand-written ``test_paraphrase`` split.
 
-    Rows sharing a "group" (one story subject asked in three wordings, a word and its opposite, two
-    countries with the same capital) land in the same half, so the test half is not a rewording of
-    the probe half.
+    A family (one Python task or parametrised family such as add_k, a story subject in its three wordings,
+    a word and its opposite, a question template such as "what is a baby ...", all capitals; for QA and
+    antonyms also every row with the same answer) lands in one half, so the test half is neither a
+    rewording nor a parameter variant of the probe half. Families with a paraphrase go to the test half.
     """
     rng = random.Random(f"{SEED}-{skill}")
     rows = BUILDERS[skill](rng)
@@ -434,18 +589,30 @@ def make_skill_set(skill: str) -> dict:
         raise ValueError(f"{skill}: duplicated prompts {duplicated[:3]}")
     if len(rows) < MIN_ITEMS:
         raise ValueError(f"{skill}: only {len(rows)} items, need {MIN_ITEMS}")
+    for row, family in zip(rows, families(rows, link_answers=skill in ("factual_qa", "antonyms"))):
+        row["family"] = family
+    paraphrases = paraphrase_rows(skill, rows)
+    if len(paraphrases) < MIN_PARAPHRASES:
+        raise ValueError(f"{skill}: only {len(paraphrases)} paraphrases, need {MIN_PARAPHRASES}")
     groups: dict[str, list[dict]] = {}
     for row in rows:
-        groups.setdefault(row.pop("group", row["prompt"]), []).append(row)
-    order = list(groups.values())
+        del row["key"]
+        groups.setdefault(row["family"], []).append(row)
+    forced = {row["family"] for row in paraphrases}
+    order = list(groups)
     rng.shuffle(order)
+    test = [row for family in order if family in forced for row in groups[family]]
     probe: list[dict] = []
-    test: list[dict] = []
-    for group in order:
-        (probe if len(probe) < len(rows) // 2 else test).extend(group)
+    for family in sorted(order, key=lambda f: -len(groups[f])):  # large families first, then the seeded order
+        if family not in forced:
+            # a family joins the probe half while that keeps it closest to half of the rows
+            (probe if len(probe) + len(groups[family]) / 2 <= len(rows) / 2 else test).extend(groups[family])
+    if len(probe) < len(rows) // 2 - 8:
+        raise ValueError(f"{skill}: the paraphrased families leave only {len(probe)} probe rows")
     rng.shuffle(probe)
     rng.shuffle(test)
-    return {"skill": skill, "seed": SEED, "source": "scripts/make_skill_sets.py", "probe": probe, "test": test}
+    return {"skill": skill, "seed": SEED, "source": "scripts/make_skill_sets.py", "probe": probe, "test": test,
+            "test_paraphrase": paraphrases}
 
 
 def check_references(data: dict) -> None:
@@ -454,7 +621,7 @@ def check_references(data: dict) -> None:
     from backends.llm.scoring import behaviour_score
     from backends.llm.skills import SkillItem
 
-    for row in data["probe"] + data["test"]:
+    for row in data["probe"] + data["test"] + data["test_paraphrase"]:
         item = SkillItem(data["skill"], row["prompt"], row["reference"], row["check"])
         if behaviour_score(item, item.reference) != 1.0:
             raise ValueError(f"{data['skill']}: the reference of {item.prompt!r} fails its own check")
@@ -470,7 +637,8 @@ def main() -> None:
         check_references(data)
         path = args.out / f"{skill}.json"
         path.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-        print(f"{skill}: {len(data['probe'])} probe + {len(data['test'])} test -> {path}")
+        print(f"{skill}: {len(data['probe'])} probe + {len(data['test'])} test + "
+              f"{len(data['test_paraphrase'])} test_paraphrase -> {path}")
 
 
 if __name__ == "__main__":

@@ -210,7 +210,12 @@ def test_evaluate_reports_before_after_and_relative_drops(tiny):
     cfg = KeySpaceDetectionConfig.smoke()
     registry.method("llm", "key_space_detection").run(MethodCall(be, tiny, edited, cfg, ctx()))
     rows = {r.name: r for r in be.evaluate(tiny, edited, cfg, ctx())}
-    assert {"factual_qa score (forget)", "antonyms score (retain)", "factual_qa reference NLL (forget)"} <= set(rows)
+    assert {"factual_qa score, test prompts (forget)", "factual_qa score, unseen phrasings (forget)",
+            "antonyms score, unseen phrasings (retain)", "factual_qa reference NLL (forget)",
+            "forget skill relative drop, unseen phrasings"} <= set(rows)
     for row in rows.values():
         for value in (row.before, row.after):
             assert value is None or value == value  # no NaN
+    score = rows["factual_qa score, unseen phrasings (forget)"]
+    assert score.unit == "%" and score.n == cfg.eval_items
+    assert score.before_ci[0] <= score.before <= score.before_ci[1] and score.after_ci[0] <= score.after <= score.after_ci[1]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from backends.llm.scoring import behaviour_score
+from backends.llm.scoring import behaviour_score, normalise
 from backends.llm.skills import (
     MAX_NEW_TOKENS,
     MAX_PROMPT_CHARS,
@@ -85,14 +85,51 @@ def test_antonym_pairs_stay_in_one_half():
     assert not _antonym_pairs("probe") & _antonym_pairs("test")
 
 
+@pytest.mark.parametrize("skill", SKILLS)
+def test_paraphrase_split_is_disjoint_from_the_probe_half_by_family_and_by_text(skill):
+    probe = load_skill_set(skill, "probe")
+    test = load_skill_set(skill, "test")
+    paraphrase = load_skill_set(skill, "test_paraphrase")
+    assert len(paraphrase) >= 24
+    probe_families = {item.family for item in probe}
+    assert all(item.family for item in probe + test + paraphrase)
+    assert not probe_families & {item.family for item in test + paraphrase}
+    assert {item.family for item in paraphrase} <= {item.family for item in test}
+    texts = [normalise(item.prompt) for item in paraphrase]
+    assert len(set(texts)) == len(texts)
+    assert not set(texts) & {normalise(item.prompt) for item in probe + test}
+
+
+def test_parametrised_python_families_stay_in_one_half():
+    """add_2 in the probe half and add_7 in the test half would test a parameter, not a skill."""
+    def names(split):
+        return {re.match(r"```python\ndef (\w+)", item.reference).group(1) for item in load_skill_set("python_coding", split)}
+
+    probe, test = names("probe"), names("test")
+    for sig, *_ in _make_module().PYTHON_FAMILIES:
+        pattern = re.compile(re.escape(sig.split("(")[0]).replace(r"\{k\}", r"\d+").replace(r"\{c\}", "[a-z]") + "$")
+        members = [n for n in probe | test if pattern.match(n)]
+        assert len(members) >= 4, sig
+        assert {n in probe for n in members} in ({True}, {False}), sig
+
+
+def test_paraphrases_are_not_the_templates():
+    module = _make_module()
+    templates = module.PYTHON_PROMPTS + module.STORY_PROMPTS + module.ANTONYM_PROMPTS
+    openings = {normalise(t.split("{")[0]) for t in templates} | {normalise("What is the capital of")}
+    for skill in SKILLS:
+        for item in load_skill_set(skill, "test_paraphrase"):
+            assert not any(normalise(item.prompt).startswith(o) for o in openings if o), item.prompt
+
+
 @pytest.mark.parametrize("skill", [s for s in SKILLS if s != "python_coding"])
 def test_references_get_full_marks(skill):
-    for item in load_skill_set(skill, "probe") + load_skill_set(skill, "test"):
+    for item in load_skill_set(skill, "probe") + load_skill_set(skill, "test") + load_skill_set(skill, "test_paraphrase"):
         assert behaviour_score(item, item.reference) == 1.0, item.prompt
 
 
 def test_code_references_pass_their_asserts_sample():
-    items = load_skill_set("python_coding", "test")[:4]
+    items = load_skill_set("python_coding", "test")[:4] + load_skill_set("python_coding", "test_paraphrase")[:2]
     for item in items:
         assert behaviour_score(item, item.reference) == 1.0, item.prompt
 

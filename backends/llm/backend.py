@@ -61,9 +61,9 @@ class SkillConfig:
     probe_items: int = param(60, min=0, max=500, advanced=True,
                              help="Forget-skill probe prompts used (0: the whole probe half); the retain set "
                                   "gets as many, spread evenly over the retain skills.")
-    eval_items: int = param(8, min=0, max=500, label="Evaluation prompts per skill",
-                            help="Held-out test prompts per skill for the before/after scores "
-                                 "(0: the whole test half; the benchmark uses all of it).")
+    eval_items: int = param(16, min=0, max=500, label="Evaluation prompts per skill",
+                            help="Held-out prompts per skill and split (test half; unseen phrasings, at most 24) "
+                                 "for the before/after scores (0: all of them).")
     eval_max_new_tokens: int = param(160, min=8, max=512, advanced=True,
                                      help="Answer length cap while evaluating (each skill also has its own "
                                           "cap: 160 code, 96 story, 40 QA, 24 antonyms tokens).")
@@ -159,10 +159,14 @@ def resolve_skill_sets(config: SkillConfig, bundle: "LLMBundle | None" = None,
 # --------------------------------------------------------------------------------------------
 # Evaluation (base results cached per process: the base never changes)
 # --------------------------------------------------------------------------------------------
-def _eval_items(skill: str, n: int) -> list["SkillItem"]:
+#: Evaluation splits and how the metrics table names them.
+EVAL_SPLITS: dict[str, str] = {"test": "test prompts", "test_paraphrase": "unseen phrasings"}
+
+
+def _eval_items(skill: str, n: int, split: str = "test") -> list["SkillItem"]:
     from backends.llm.skills import load_skill_set
 
-    items = load_skill_set(skill, "test")
+    items = load_skill_set(skill, split)  # type: ignore[arg-type]
     return items[:n] if n else items
 
 
@@ -185,12 +189,12 @@ def effective_nll(bundle: "LLMBundle", prompts: list[str], references: list[str]
 
 
 def skill_results(bundle: "LLMBundle", skill: str, n: int, max_new_tokens: int,
-                  ctx: "JobContext | None" = None, batch_size: int = 16) -> dict[str, Any]:
-    """Greedy answers, behavioural scores, refusals and reference NLLs on a skill's test half."""
+                  ctx: "JobContext | None" = None, batch_size: int = 16, split: str = "test") -> dict[str, Any]:
+    """Greedy answers, behavioural scores, refusals and reference NLLs on a skill's ``split``."""
     from backends.llm.models import generate_greedy
     from backends.llm.scoring import behaviour_score, is_refusal
 
-    items = _eval_items(skill, n)
+    items = _eval_items(skill, n, split)
     prompts = [it.prompt for it in items]
     check = ctx.check if ctx is not None else None
     max_new_tokens = min(max_new_tokens, SKILL_MAX_NEW_TOKENS.get(skill, max_new_tokens))
@@ -205,13 +209,22 @@ def skill_results(bundle: "LLMBundle", skill: str, n: int, max_new_tokens: int,
 
 
 def base_skill_results(base: "LLMBundle", skill: str, n: int, max_new_tokens: int,
-                       ctx: "JobContext | None" = None) -> dict[str, Any]:
+                       ctx: "JobContext | None" = None, split: str = "test") -> dict[str, Any]:
     """:func:`skill_results` of a base bundle, computed once per process and cached on the bundle."""
     cache = base.info.setdefault("base_eval_cache", {})
-    key = (skill, n, max_new_tokens)
+    key = (skill, n, max_new_tokens, split)
     if key not in cache:
-        cache[key] = skill_results(base, skill, n, max_new_tokens, ctx)
+        cache[key] = skill_results(base, skill, n, max_new_tokens, ctx, split=split)
     return cache[key]
+
+
+def rate_row(name: str, before: list[bool], after: list[bool], help: str, better: str | None) -> MetricRow:
+    """A rate row (%) with 95 % Wilson intervals and its sample count."""
+    from backends import stats
+
+    rate_b, ci_b, n = stats.percent_with_interval(before)
+    rate_a, ci_a, _ = stats.percent_with_interval(after)
+    return MetricRow(name, rate_b, rate_a, unit="%", better=better, help=help, before_ci=ci_b, after_ci=ci_a, n=n)
 
 
 def relative_drop(before: float, after: float) -> float | None:
@@ -272,36 +285,43 @@ class LLMBackend(Backend):
                  ctx: "JobContext") -> list[MetricRow]:
         forget = getattr(method_config, "forget_skill", CUSTOM)
         retain = retain_skill_names(forget, getattr(method_config, "retain_skills", ()))
-        n = getattr(method_config, "eval_items", 8)
+        n = getattr(method_config, "eval_items", 16)
         max_new = getattr(method_config, "eval_max_new_tokens", 96)
         skills = ([forget] if forget != CUSTOM else []) + list(retain)
         rows: list[MetricRow] = []
-        drops: dict[str, float | None] = {}
-        ctx.phase("evaluating skills", total=2 * len(skills))
-        for i, skill in enumerate(skills):
-            before = base_skill_results(base, skill, n, max_new, ctx)
-            ctx.step(2 * i + 1)
-            after = skill_results(edited, skill, n, max_new, ctx)
-            ctx.step(2 * i + 2)
+        drops: dict[tuple[str, str], float | None] = {}
+        ctx.phase("evaluating skills", total=2 * len(skills) * len(EVAL_SPLITS))
+        done = 0
+        for skill in skills:
             role = "forget" if skill == forget else "retain"
-            rows.append(MetricRow(f"{skill} score ({role})", before["score"], after["score"], better=(
-                "lower" if role == "forget" else "higher"),
-                help="Behavioural score on held-out test prompts (greedy answers; abstention scores 0)."))
-            rows.append(MetricRow(f"{skill} reference NLL ({role})", before["mean_nll"], after["mean_nll"],
-                                  unit="nats/token", better="higher" if role == "forget" else "lower",
-                                  help="Mean token negative log-likelihood of the reference answers "
-                                       "(log |V| per token where the model abstains)."))
-            rows.append(MetricRow(f"{skill} refusal rate ({role})", before["refusal_rate"], after["refusal_rate"],
-                                  better="higher" if role == "forget" else "lower",
-                                  help="Share of test prompts answered with a refusal/abstention."))
-            drops[skill] = relative_drop(before["score"], after["score"])
-        if forget != CUSTOM:
-            rows.append(MetricRow("forget skill relative drop", None, drops[forget], better="higher",
-                                  help="(before - after) / before of the forget skill's score."))
-        retain_drops = [d for s, d in drops.items() if s != forget and d is not None]
-        if retain_drops:
-            rows.append(MetricRow("retain max relative drop", None, max(retain_drops), better="lower",
-                                  help="Largest relative score drop over the retain skills."))
+            for split, wording in EVAL_SPLITS.items():
+                before = base_skill_results(base, skill, n, max_new, ctx, split=split)
+                after = skill_results(edited, skill, n, max_new, ctx, split=split)
+                done += 2
+                ctx.step(done)
+                rows.append(rate_row(
+                    f"{skill} score, {wording} ({role})", [v >= 1 for v in before["scores"]],
+                    [v >= 1 for v in after["scores"]], better="lower" if role == "forget" else "higher",
+                    help=f"Share of held-out {wording} answered correctly (greedy answers; abstention fails)."))
+                rows.append(rate_row(
+                    f"{skill} refusal rate, {wording} ({role})", before["refusals"], after["refusals"],
+                    better="higher" if role == "forget" else "lower",
+                    help=f"Share of {wording} answered with a refusal or abstention."))
+                if split == "test":
+                    rows.append(MetricRow(
+                        f"{skill} reference NLL ({role})", before["mean_nll"], after["mean_nll"], unit="nats/token",
+                        better="higher" if role == "forget" else "lower", n=len(before["nll"]),
+                        help="Mean token negative log-likelihood of the reference answers "
+                             "(log |V| per token where the model abstains)."))
+                drops[(skill, split)] = relative_drop(before["score"], after["score"])
+        for split, wording in EVAL_SPLITS.items():
+            if forget != CUSTOM:
+                rows.append(MetricRow(f"forget skill relative drop, {wording}", None, drops[(forget, split)],
+                                      better="higher", help="(before - after) / before of the forget skill's score."))
+            retain_drops = [d for (s, sp), d in drops.items() if s != forget and sp == split and d is not None]
+            if retain_drops:
+                rows.append(MetricRow(f"retain max relative drop, {wording}", None, max(retain_drops), better="lower",
+                                      help="Largest relative score drop over the retain skills."))
         pasted = _parse_pasted(getattr(method_config, "forget_prompts", ""), "forget prompts")
         if pasted:
             from backends.llm.models import generate_greedy

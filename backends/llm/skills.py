@@ -3,7 +3,9 @@
 The sets are made by ``scripts/make_skill_sets.py`` from templates and hand-written tables (no
 downloads) and shipped as ``assets/llm_skills/<skill>.json``; ``assets/llm_skills/README.md``
 explains how each was made and why each scorer is a fair criterion. The probe half is what methods
-may look at (probing, training); the test half is only for measuring.
+may look at (probing, training); the test half is only for measuring, and so is ``test_paraphrase``:
+hand-written everyday wordings of test tasks, unlike any template. The halves are split by task
+family (``add_2`` and ``add_7`` are one family), so the test half is not a parameter variant of the probe.
 """
 from __future__ import annotations
 
@@ -22,7 +24,8 @@ SKILL_TITLES: dict[str, str] = {
 }
 # Greedy-decoding budgets the scorers were validated with (stories need ~30 words, code a whole function).
 MAX_NEW_TOKENS: dict[str, int] = {"python_coding": 128, "story_writing": 64, "factual_qa": 40, "antonyms": 24}
-SPLITS: tuple[str, ...] = ("probe", "test")
+SPLITS: tuple[str, ...] = ("probe", "test", "test_paraphrase")
+Split = Literal["probe", "test", "test_paraphrase"]
 MIN_ITEMS_PER_SKILL = 120
 MAX_PROMPT_CHARS = 1000  # well inside SmolLM2's 8192-token context even with a chat template
 MAX_USER_PROMPTS = 200
@@ -37,20 +40,22 @@ class SkillItem:
     ``check``: scorer data, by skill: python_coding -> assert statements run in the sandbox;
     factual_qa and antonyms -> accepted answers separated by ``|``; story_writing -> the
     character/topic words separated by ``|`` (at least one must appear). See ``backends.llm.scoring``.
+    ``family``: the task family (no family has items in both the probe and a test split).
     """
 
     skill: str
     prompt: str
     reference: str
     check: str
+    family: str = ""
 
 
-def load_skill_set(skill: str, split: Literal["probe", "test"]) -> list[SkillItem]:
+def load_skill_set(skill: str, split: Split) -> list[SkillItem]:
     """The ``split`` half of ``skill``'s set (a fresh list each call; the file is read once)."""
     if skill not in SKILLS:
         raise ValueError(f"unknown skill {skill!r}; choose one of {', '.join(SKILLS)}")
     if split not in SPLITS:
-        raise ValueError(f"unknown split {split!r}; choose 'probe' or 'test'")
+        raise ValueError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
     return list(_load_file(skill)[split])
 
 
@@ -61,7 +66,8 @@ def _load_file(skill: str) -> dict[str, tuple[SkillItem, ...]]:
         raise ValueError(f"skill set file {path} is missing; run scripts/make_skill_sets.py")
     data = json.loads(path.read_text(encoding="utf-8"))
     return {
-        split: tuple(SkillItem(skill, row["prompt"], row["reference"], row["check"]) for row in data[split])
+        split: tuple(SkillItem(skill, row["prompt"], row["reference"], row["check"], row["family"])
+                     for row in data[split])
         for split in SPLITS
     }
 
