@@ -211,7 +211,7 @@ def test_evaluate_reports_before_after_and_relative_drops(tiny):
     registry.method("llm", "key_space_detection").run(MethodCall(be, tiny, edited, cfg, ctx()))
     rows = {r.name: r for r in be.evaluate(tiny, edited, cfg, ctx())}
     assert {"factual_qa score, test prompts (forget)", "factual_qa score, unseen phrasings (forget)",
-            "antonyms score, unseen phrasings (retain)", "factual_qa reference NLL (forget)",
+            "antonyms score, unseen phrasings (retain)", "factual_qa answer NLL (forget)",
             "forget skill relative drop, unseen phrasings"} <= set(rows)
     for row in rows.values():
         for value in (row.before, row.after):

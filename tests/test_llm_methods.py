@@ -202,3 +202,34 @@ def test_attacks_compare_base_and_edit(tiny):
         result = spec.run(AttackCall(be, tiny, edited, True, spec.config.smoke(), ctx()))
         assert result.summary and result.chart is not None
         assert all(len(v) == len(result.chart.x) for v in result.chart.series.values())
+
+
+# ---------------------------------------------------------------- answer-only likelihood
+def test_answer_span_skips_the_reference_template():
+    from backends.llm.skills import SkillItem, answer_span
+
+    def answer(skill, reference, check):
+        item = SkillItem(skill, "q", reference, check)
+        start, end = answer_span(item)
+        return reference[start:end]
+
+    assert answer("antonyms", 'The opposite of "big" is "small".', "small|little") == "small"
+    assert answer("factual_qa", "There are twenty-four hours in a day.", "24|twenty four") == " twenty-four"
+    assert answer("python_coding", "```python\ndef sq(n):\n    return n * n\n```", "assert sq(2) == 4") == \
+        "    return n * n\n"
+
+
+def test_continuation_nll_scores_only_the_answer_tokens(tiny):
+    prompt, prefix, answer = "What is the opposite of big?", 'The opposite of "big" is "', "small"
+    nll = models.continuation_nll(tiny, [prompt], [prefix], [answer])
+    before, after = models.chat_pieces(tiny)
+    context = tiny.tokenizer(before + prompt + after + prefix, add_special_tokens=False)["input_ids"]
+    scored = tiny.tokenizer(answer, add_special_tokens=False)["input_ids"]
+    ids = torch.tensor([context + scored])
+    with torch.no_grad():
+        logp = torch.log_softmax(tiny.model(input_ids=ids).logits[0, :-1].float(), -1)
+    expected = -logp[len(context) - 1:, :].gather(-1, ids[0, len(context):, None]).mean()
+    assert float(nll[0]) == pytest.approx(float(expected), rel=1e-4)
+    # A different template around the same answer changes the context, never which tokens are scored.
+    other = models.continuation_nll(tiny, [prompt], ["Answer: "], [answer])
+    assert other.shape == nll.shape and float(other[0]) != pytest.approx(float(nll[0]))

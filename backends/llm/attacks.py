@@ -2,7 +2,7 @@
 
 - Knowledge and request probes: see :mod:`backends.llm.probes`.
 - Relearning (e.g. Lynch et al., "Eight Methods to Evaluate Robust Unlearning in LLMs", 2024):
-  a few fine-tuning steps on a few forget examples; the forget skill's reference NLL against the
+  a few fine-tuning steps on a few forget examples; the forget skill's answer NLL against the
   step, for a copy of the base and a copy of the edit.
 - Paraphrase and prefix attack: the forget skill's test prompts re-asked with prefixes and
   rewordings; the share that escapes Key Space Detection's box and gets answered.
@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
     from backends.contract import AttackCall
     from backends.llm.models import LLMBundle
+    from backends.llm.skills import SkillItem
 
 
 # --------------------------------------------------------------------------------------------
@@ -35,28 +36,28 @@ class RelearnConfig:
     examples: int = param(4, min=1, max=64, help="Forget examples (from the probe half) the attacker trains on.")
     steps: int = param(6, min=1, max=200, help="Fine-tuning steps (one batch of all examples each).")
     lr: float = param(5e-5, min=1e-7, max=1e-2, label="Learning rate", help="Adam learning rate.")
-    eval_items: int = param(8, min=1, max=200, help="Held-out test prompts whose reference NLL is tracked.")
+    eval_items: int = param(8, min=1, max=200, help="Held-out test prompts whose answer NLL is tracked.")
 
     @classmethod
     def smoke(cls) -> "RelearnConfig":
         return cls(forget_skill="factual_qa", examples=2, steps=2, eval_items=2)
 
 
-def relearn_curve(bundle: "LLMBundle", train_prompts: list[str], train_answers: list[str], eval_prompts: list[str],
-                  eval_answers: list[str], steps: int, lr: float, ctx: Any = None) -> list[float]:
-    """Abstention-aware reference NLL of ``eval`` after 0..steps fine-tuning steps on a private copy."""
-    from backends.llm.backend import effective_nll
+def relearn_curve(bundle: "LLMBundle", train_prompts: list[str], train_answers: list[str],
+                  eval_items: list["SkillItem"], steps: int, lr: float, ctx: Any = None) -> list[float]:
+    """Abstention-aware answer NLL of ``eval_items`` after 0..steps fine-tuning steps on a private copy."""
+    from backends.llm.backend import effective_answer_nll
     from backends.llm.grad_ascent import mean_nll, train
     from backends.llm.models import clone_bundle
 
     copy = clone_bundle(bundle)
-    curve = [float(effective_nll(copy, eval_prompts, eval_answers).mean())]
+    curve = [float(effective_answer_nll(copy, eval_items).mean())]
 
     def loss_fn(step: int) -> tuple["torch.Tensor", dict[str, float]]:
         return mean_nll(copy, train_prompts, train_answers), {}
 
     def on_step(step: int, metrics: dict[str, float]) -> None:
-        curve.append(float(effective_nll(copy, eval_prompts, eval_answers).mean()))
+        curve.append(float(effective_answer_nll(copy, eval_items).mean()))
         if ctx is not None:
             ctx.step(step, steps, nll=curve[-1])
 
@@ -82,14 +83,13 @@ def steps_to_recover_half(base_curve: list[float], edited_curve: list[float]) ->
                  paper="Lynch et al., Eight Methods to Evaluate Robust Unlearning in LLMs, 2024")
 def run_relearning(call: "AttackCall") -> AttackResult:
     """Fine-tune copies of the base and of the edit on a few forget examples and plot the forget
-    skill's reference NLL per step. Hidden (not removed) skills come back in very few steps."""
+    skill's answer NLL per step. Hidden (not removed) skills come back in very few steps."""
     from backends.llm.skills import load_skill_set
 
     cfg: RelearnConfig = call.config
     train_items = load_skill_set(cfg.forget_skill, "probe")[:cfg.examples]
     eval_items = load_skill_set(cfg.forget_skill, "test")[:cfg.eval_items]
-    args = ([it.prompt for it in train_items], [it.reference for it in train_items],
-            [it.prompt for it in eval_items], [it.reference for it in eval_items], cfg.steps, cfg.lr)
+    args = ([it.prompt for it in train_items], [it.reference for it in train_items], eval_items, cfg.steps, cfg.lr)
     call.ctx.phase("relearning the base", total=cfg.steps)
     cache = call.base.info.setdefault("relearn_cache", {})
     key = (cfg.forget_skill, cfg.examples, cfg.steps, cfg.lr, cfg.eval_items)
@@ -111,7 +111,7 @@ def run_relearning(call: "AttackCall") -> AttackResult:
     table = [{"step": s, "base": round(b, 4), "edited": round(e, 4)}
              for s, b, e in zip(steps, base_curve, edited_curve)]
     chart = Chart("line", steps, {"base": base_curve, "edited": edited_curve},
-                  title=f"Relearning {cfg.forget_skill}: reference NLL vs fine-tuning steps", x_title="step",
+                  title=f"Relearning {cfg.forget_skill}: answer NLL vs fine-tuning steps", x_title="step",
                   y_title="NLL (nats/token)")
     return AttackResult(summary, table, chart)
 

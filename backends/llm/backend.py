@@ -170,27 +170,32 @@ def _eval_items(skill: str, n: int, split: str = "test") -> list["SkillItem"]:
     return items[:n] if n else items
 
 
-def effective_nll(bundle: "LLMBundle", prompts: list[str], references: list[str],
-                  batch_size: int = 8) -> "torch.Tensor":
-    """Mean token NLL of each reference (N,), abstention-aware.
+def effective_answer_nll(bundle: "LLMBundle", items: list["SkillItem"], batch_size: int = 8) -> "torch.Tensor":
+    """Mean token NLL of each item's answer, the reference's template excluded (N,), abstention-aware.
 
-    A prompt that Key Space Detection answers with its refusal gets no probability mass on the
-    reference: we charge it log |V| nats per token (the NLL of a uniform guess, a finite stand-in
-    for infinity). Prompts the model answers keep their real NLL.
+    Only the answer's tokens are scored (:func:`backends.llm.skills.answer_span`: "small" in 'The
+    opposite of "big" is "small".', a function's body; a story's whole text), given the prompt and the
+    reference's words before the answer. A prompt that Key Space Detection answers with its refusal gets
+    no probability mass on the answer: we charge it log |V| nats per token (the NLL of a uniform guess,
+    a finite stand-in for infinity).
     """
     import math
 
     from backends.llm.key_space_detection import abstain_mask
-    from backends.llm.models import reference_nll
+    from backends.llm.models import continuation_nll
+    from backends.llm.skills import answer_span
 
-    nll = reference_nll(bundle, prompts, references, batch_size=batch_size)
+    spans = [answer_span(it) for it in items]
+    prompts = [it.prompt for it in items]
+    nll = continuation_nll(bundle, prompts, [it.reference[:a] for it, (a, _) in zip(items, spans)],
+                           [it.reference[a:b] for it, (a, b) in zip(items, spans)], batch_size=batch_size)
     flags = abstain_mask(bundle, prompts).to(nll.device)
     return nll.masked_fill(flags, math.log(len(bundle.tokenizer)))
 
 
 def skill_results(bundle: "LLMBundle", skill: str, n: int, max_new_tokens: int,
                   ctx: "JobContext | None" = None, batch_size: int = 16, split: str = "test") -> dict[str, Any]:
-    """Greedy answers, behavioural scores, refusals and reference NLLs on a skill's ``split``."""
+    """Greedy answers, behavioural scores, refusals and answer-only NLLs on a skill's ``split``."""
     from backends.llm.models import generate_greedy
     from backends.llm.scoring import behaviour_score, is_refusal
 
@@ -201,7 +206,7 @@ def skill_results(bundle: "LLMBundle", skill: str, n: int, max_new_tokens: int,
     answers = generate_greedy(bundle, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size,
                               should_stop=check)
     scores = [behaviour_score(it, a) for it, a in zip(items, answers)]
-    nll = effective_nll(bundle, prompts, [it.reference for it in items], batch_size=batch_size)
+    nll = effective_answer_nll(bundle, items, batch_size=batch_size)
     return {"answers": answers, "scores": scores, "refusals": [is_refusal(a) for a in answers],
             "nll": [float(v) for v in nll], "score": sum(scores) / len(scores),
             "refusal_rate": sum(is_refusal(a) for a in answers) / len(answers),
@@ -309,10 +314,11 @@ class LLMBackend(Backend):
                     help=f"Share of {wording} answered with a refusal or abstention."))
                 if split == "test":
                     rows.append(MetricRow(
-                        f"{skill} reference NLL ({role})", before["mean_nll"], after["mean_nll"], unit="nats/token",
+                        f"{skill} answer NLL ({role})", before["mean_nll"], after["mean_nll"], unit="nats/token",
                         better="higher" if role == "forget" else "lower", n=len(before["nll"]),
-                        help="Mean token negative log-likelihood of the reference answers "
-                             "(log |V| per token where the model abstains)."))
+                        help="Mean token negative log-likelihood of the answers alone (the antonym, the fact, the "
+                             "function body; a story's whole text), not the reference's template; log |V| per "
+                             "token where the model abstains."))
                 drops[(skill, split)] = relative_drop(before["score"], after["score"])
         for split, wording in EVAL_SPLITS.items():
             if forget != CUSTOM:

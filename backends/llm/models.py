@@ -444,23 +444,28 @@ def generate_greedy(bundle: LLMBundle, prompts: list[str], max_new_tokens: int =
     return answers
 
 
-def answer_nll(bundle: LLMBundle, prompts: list[str], answers: list[str]) -> tuple["torch.Tensor", "torch.Tensor"]:
-    """Summed token NLL of each answer given its chat prompt, and its token count: (B,), (B,).
+def span_nll(bundle: LLMBundle, rows: list[list[int]], spans: list[tuple[int, int]]) -> tuple["torch.Tensor", "torch.Tensor"]:
+    """Summed token NLL of the [start, end) span of each token row, and its token count: (B,), (B,).
 
-    One forward pass over the whole batch, with the bundle's hook edits active; gradients flow
-    when enabled by the caller (the training methods).
+    One forward pass over the batch, hook edits active; gradients flow when the caller enables them.
     """
     import torch
 
-    encoded = encode_chat(bundle, prompts, answers)
     with bundle.active():
-        ids, mask, width = left_pad(bundle, encoded.ids)
-        amask = span_mask(encoded.answer_spans, [len(r) for r in encoded.ids], width).to(ids.device)
+        ids, mask, width = left_pad(bundle, rows)
+        target_mask = span_mask(spans, [len(r) for r in rows], width).to(ids.device)
         logits = bundle.model(input_ids=ids, attention_mask=mask, position_ids=positions(mask), use_cache=False).logits
     logp = torch.log_softmax(logits[:, :-1].float(), dim=-1)  # (B, T-1, V)
     token_logp = logp.gather(-1, ids[:, 1:, None]).squeeze(-1)  # (B, T-1)
-    target = amask[:, 1:].float()  # the token at t+1 is predicted at t
+    target = target_mask[:, 1:].float()  # the token at t+1 is predicted at t
     return -(token_logp * target).sum(1), target.sum(1)
+
+
+def answer_nll(bundle: LLMBundle, prompts: list[str], answers: list[str]) -> tuple["torch.Tensor", "torch.Tensor"]:
+    """Summed token NLL of each whole answer (and its end-of-turn token) given its chat prompt, and its
+    token count: (B,), (B,)."""
+    encoded = encode_chat(bundle, prompts, answers)
+    return span_nll(bundle, encoded.ids, encoded.answer_spans)
 
 
 def reference_nll(bundle: LLMBundle, prompts: list[str], references: list[str], batch_size: int = 8) -> "torch.Tensor":
@@ -471,6 +476,28 @@ def reference_nll(bundle: LLMBundle, prompts: list[str], references: list[str], 
     with torch.no_grad():
         for start in range(0, len(prompts), batch_size):
             total, count = answer_nll(bundle, prompts[start:start + batch_size], references[start:start + batch_size])
+            values.append(total / count.clamp(min=1))
+    return torch.cat(values)
+
+
+def continuation_nll(bundle: LLMBundle, prompts: list[str], prefixes: list[str], continuations: list[str],
+                     batch_size: int = 8) -> "torch.Tensor":
+    """Mean token NLL of each continuation given its chat prompt and the answer's prefix (the prefix's
+    tokens are context, not scored; no end-of-turn token): (N,)."""
+    import torch
+
+    before, after = chat_pieces(bundle)
+    pre, post = _ids(bundle, before), _ids(bundle, after)
+    rows, spans = [], []
+    for prompt, prefix, continuation in zip(prompts, prefixes, continuations):
+        context = pre + _ids(bundle, prompt) + post + _ids(bundle, prefix)
+        scored = _ids(bundle, continuation)
+        rows.append(context + scored)
+        spans.append((len(context), len(context) + len(scored)))
+    values = []
+    with torch.no_grad():
+        for start in range(0, len(rows), batch_size):
+            total, count = span_nll(bundle, rows[start:start + batch_size], spans[start:start + batch_size])
             values.append(total / count.clamp(min=1))
     return torch.cat(values)
 

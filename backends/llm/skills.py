@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -70,6 +71,31 @@ def _load_file(skill: str) -> dict[str, tuple[SkillItem, ...]]:
                      for row in data[split])
         for split in SPLITS
     }
+
+
+def answer_span(item: SkillItem) -> tuple[int, int]:
+    """[start, end) characters of the answer inside the item's reference, without the template around it.
+
+    Antonyms and QA: the last whole-word occurrence of an accepted answer (with the space before it, so the
+    word keeps its usual token), e.g. "small" in 'The opposite of "big" is "small".'. Python: the function's
+    body (the ``def`` line repeats the prompt's signature; the fence is formatting). Stories have no single
+    answer: the whole reference.
+    """
+    ref = item.reference
+    if item.skill in ("antonyms", "factual_qa"):
+        for option in item.check.split("|"):
+            pattern = re.escape(option).replace(r"\ ", r"[\s-]")  # "twenty four" matches "twenty-four"
+            matches = list(re.finditer(rf"(?<!\w){pattern}(?!\w)", ref, flags=re.IGNORECASE))
+            if matches:
+                start = matches[-1].start()
+                while start > 0 and ref[start - 1] == " ":
+                    start -= 1
+                return start, matches[-1].end()
+        raise ValueError(f"no accepted answer of {item.prompt!r} occurs in its reference")
+    if item.skill == "python_coding":
+        start = ref.index(":\n", ref.index("def ")) + 2
+        return start, ref.rindex("```")
+    return 0, len(ref)
 
 
 def parse_user_prompts(text: str) -> list[str]:
