@@ -233,3 +233,28 @@ def test_continuation_nll_scores_only_the_answer_tokens(tiny):
     # A different template around the same answer changes the context, never which tokens are scored.
     other = models.continuation_nll(tiny, [prompt], ["Answer: "], [answer])
     assert other.shape == nll.shape and float(other[0]) != pytest.approx(float(nll[0]))
+
+
+def test_relearn_gap_compares_with_the_control():
+    from backends.llm.attacks import relearn_gap, steps_to_fall
+
+    base = [1.0, 1.0, 1.0]
+    edited = [3.0, 1.8, 1.5]                        # half its 2-nat gap closed at step 1
+    assert steps_to_fall([2.0, 1.5, 0.9], 1.0) == 2
+    assert relearn_gap(base, edited, [2.0, 1.5, 0.9]) == 1 - 2    # faster than the control: hidden
+    assert relearn_gap(base, edited, [2.0, 0.5, 0.4]) == 0
+    assert relearn_gap(base, [3.0, 2.9, 2.8], [2.0, 0.5, 0.4]) == 3 - 1  # never recovers: censored at 3
+
+
+def test_relearning_plots_the_control_curve(tiny):
+    from backends.llm.attacks import RelearnConfig
+
+    be = registry.backend("llm")
+    spec = registry.attack("llm", "relearning")
+    result = spec.run(AttackCall(be, tiny, tiny, False, RelearnConfig.smoke(), ctx()))
+    control = result.chart.series["control: base fine-tuned on antonyms"]
+    assert len(control) == 3 and control != result.chart.series["base"]
+    assert result.explanation
+    with pytest.raises(ValueError, match="control skill"):
+        spec.run(AttackCall(be, tiny, tiny, False, RelearnConfig(forget_skill="antonyms", control_skill="antonyms"),
+                            ctx()))

@@ -3,7 +3,8 @@
 - Knowledge and request probes: see :mod:`backends.llm.probes`.
 - Relearning (e.g. Lynch et al., "Eight Methods to Evaluate Robust Unlearning in LLMs", 2024):
   a few fine-tuning steps on a few forget examples; the forget skill's answer NLL against the
-  step, for a copy of the base and a copy of the edit.
+  step, for a copy of the base and a copy of the edit, and as a control the base fine-tuned the
+  same way on a skill it never lost (how fast such fine-tuning moves any skill).
 - Paraphrase and prefix attack: the forget skill's test prompts re-asked with prefixes and
   rewordings; the share that escapes Key Space Detection's box and gets answered.
 """
@@ -37,10 +38,22 @@ class RelearnConfig:
     steps: int = param(6, min=1, max=200, help="Fine-tuning steps (one batch of all examples each).")
     lr: float = param(5e-5, min=1e-7, max=1e-2, label="Learning rate", help="Adam learning rate.")
     eval_items: int = param(8, min=1, max=200, help="Held-out test prompts whose answer NLL is tracked.")
+    control_skill: str = param("auto", choices=("auto",) + SKILLS,
+                               help="Skill the base is fine-tuned on as the control, the same way "
+                                    "(auto: factual_qa, or antonyms when factual_qa is forgotten).")
 
     @classmethod
     def smoke(cls) -> "RelearnConfig":
         return cls(forget_skill="factual_qa", examples=2, steps=2, eval_items=2)
+
+
+def control_skill_of(cfg: RelearnConfig) -> str:
+    """The control skill of a relearning config; ValueError when it is the forgotten skill."""
+    skill = cfg.control_skill if cfg.control_skill != "auto" else (
+        "antonyms" if cfg.forget_skill == "factual_qa" else "factual_qa")
+    if skill == cfg.forget_skill:
+        raise ValueError("the control skill must differ from the forgotten skill: the control is a skill never lost")
+    return skill
 
 
 def relearn_curve(bundle: "LLMBundle", train_prompts: list[str], train_answers: list[str],
@@ -65,6 +78,26 @@ def relearn_curve(bundle: "LLMBundle", train_prompts: list[str], train_answers: 
     return curve
 
 
+def steps_to_fall(curve: list[float], drop: float) -> int | None:
+    """First step at which the curve is ``drop`` below its start (0 for no drop); None if never within it."""
+    for step, value in enumerate(curve):
+        if curve[0] - value >= drop:
+            return step
+    return None
+
+
+def relearn_gap(base_curve: list[float], edited_curve: list[float], control_curve: list[float]) -> int:
+    """Steps the edit needs to close half its gap to the base, minus the steps the control (the base
+    fine-tuned on a skill it never lost) needs to fall by as much; a curve that gets there not at all
+    counts as len(curve) steps. Negative: the forgotten skill returns faster than fine-tuning moves a
+    skill that was never lost, the mark of hidden knowledge."""
+    censored = len(edited_curve)
+    recovered = steps_to_recover_half(base_curve, edited_curve)
+    half_gap = max(edited_curve[0] - base_curve[0], 0.0) / 2
+    control = steps_to_fall(control_curve, half_gap)
+    return (censored if recovered is None else recovered) - (censored if control is None else control)
+
+
 def steps_to_recover_half(base_curve: list[float], edited_curve: list[float]) -> int | None:
     """First step at which the edit's NLL has closed half its gap to the base's starting NLL.
 
@@ -87,18 +120,26 @@ def run_relearning(call: "AttackCall") -> AttackResult:
     from backends.llm.skills import load_skill_set
 
     cfg: RelearnConfig = call.config
-    train_items = load_skill_set(cfg.forget_skill, "probe")[:cfg.examples]
-    eval_items = load_skill_set(cfg.forget_skill, "test")[:cfg.eval_items]
-    args = ([it.prompt for it in train_items], [it.reference for it in train_items], eval_items, cfg.steps, cfg.lr)
-    call.ctx.phase("relearning the base", total=cfg.steps)
+    control_skill = control_skill_of(cfg)
+
+    def curve_args(skill: str) -> tuple:
+        train_items = load_skill_set(skill, "probe")[:cfg.examples]
+        return ([it.prompt for it in train_items], [it.reference for it in train_items],
+                load_skill_set(skill, "test")[:cfg.eval_items], cfg.steps, cfg.lr)
+
     cache = call.base.info.setdefault("relearn_cache", {})
-    key = (cfg.forget_skill, cfg.examples, cfg.steps, cfg.lr, cfg.eval_items)
-    if key not in cache:
-        cache[key] = relearn_curve(call.base, *args, ctx=call.ctx)
-    base_curve = cache[key]
+    for skill, phase in ((cfg.forget_skill, "relearning the base"), (control_skill, f"control: base on {control_skill}")):
+        key = (skill, cfg.examples, cfg.steps, cfg.lr, cfg.eval_items)
+        if key not in cache:
+            call.ctx.phase(phase, total=cfg.steps)
+            cache[key] = relearn_curve(call.base, *curve_args(skill), ctx=call.ctx)
+    base_curve = cache[(cfg.forget_skill, cfg.examples, cfg.steps, cfg.lr, cfg.eval_items)]
+    control_curve = cache[(control_skill, cfg.examples, cfg.steps, cfg.lr, cfg.eval_items)]
     call.ctx.phase("relearning the edit", total=cfg.steps)
-    edited_curve = relearn_curve(call.edited, *args, ctx=call.ctx) if call.has_edit else list(base_curve)
+    edited_curve = relearn_curve(call.edited, *curve_args(cfg.forget_skill), ctx=call.ctx) \
+        if call.has_edit else list(base_curve)
     recovered = steps_to_recover_half(base_curve, edited_curve)
+    gap = relearn_gap(base_curve, edited_curve, control_curve)
     summary = [
         MetricRow("forget NLL before relearning", base_curve[0], edited_curve[0], unit="nats/token", better="higher"),
         MetricRow(f"forget NLL after {cfg.steps} steps", base_curve[-1], edited_curve[-1], unit="nats/token",
@@ -106,14 +147,29 @@ def run_relearning(call: "AttackCall") -> AttackResult:
         MetricRow("steps to recover half the loss gap", None,
                   float(recovered) if recovered is not None else None, unit="steps", better="higher",
                   help=f"Empty: not recovered within {cfg.steps} steps; 0: no gap to recover."),
+        MetricRow(f"control: {control_skill} NLL drop of the base in {cfg.steps} steps", None,
+                  control_curve[0] - control_curve[-1], unit="nats/token",
+                  help="The same fine-tuning applied to the base on a skill it never lost: how far such fine-tuning "
+                       "moves the answer NLL of any skill."),
+        MetricRow("relearning gap (steps, edit minus control)", None, float(gap), unit="steps", better="higher",
+                  help="Steps the edit needs to close half its gap, minus the steps the control needs to fall by as "
+                       f"much ({cfg.steps + 1} where never). Negative: the skill returns faster than fine-tuning moves "
+                       "a skill that was never lost."),
     ]
     steps = list(range(cfg.steps + 1))
-    table = [{"step": s, "base": round(b, 4), "edited": round(e, 4)}
-             for s, b, e in zip(steps, base_curve, edited_curve)]
-    chart = Chart("line", steps, {"base": base_curve, "edited": edited_curve},
-                  title=f"Relearning {cfg.forget_skill}: answer NLL vs fine-tuning steps", x_title="step",
-                  y_title="NLL (nats/token)")
-    return AttackResult(summary, table, chart)
+    table = [{"step": s, "base": round(b, 4), "edited": round(e, 4), f"control ({control_skill})": round(c, 4)}
+             for s, b, e, c in zip(steps, base_curve, edited_curve, control_curve)]
+    chart = Chart("line", steps, {"base": base_curve, "edited": edited_curve,
+                                  f"control: base fine-tuned on {control_skill}": control_curve},
+                  title=f"Relearning {cfg.forget_skill}: answer NLL vs fine-tuning steps (control: {control_skill})",
+                  x_title="step", y_title="NLL (nats/token)")
+    if gap < 0:
+        sentence = (f"The forgotten skill comes back {-gap} step(s) faster than the same fine-tuning moves "
+                    f"{control_skill}, a skill the model never lost: it was hidden, not removed.")
+    else:
+        sentence = (f"The forgotten skill comes back no faster than the same fine-tuning moves {control_skill}, "
+                    "a skill the model never lost.")
+    return AttackResult(summary, table, chart, explanation=sentence)
 
 
 # --------------------------------------------------------------------------------------------
