@@ -11,6 +11,7 @@ from backends.contract import AttackCall, MethodCall
 from backends.jobs import JobContext
 from backends.llm import models
 from backends.llm.attacks import steps_to_recover_half
+from backends.llm.flat import TEMPLATE_REFUSALS, FlatConfig, flat_loss, mean_token_probability
 from backends.llm.grad_ascent import GradAscentConfig, GradDiffConfig
 from backends.llm.hooks import capture
 from backends.llm.key_space_detection import KeySpaceDetectionConfig, fit_hypercube, smallest_k, z_max
@@ -143,6 +144,45 @@ def test_npo_loss_equals_its_formula_on_a_hand_example():
     assert npo_loss(l_theta, l_ref, beta).item() == pytest.approx(expected, rel=1e-6)
     # at l_theta == l_ref the loss is (2 / beta) * log 2
     assert npo_loss(l_ref, l_ref, beta).item() == pytest.approx(20 * math.log(2), rel=1e-6)
+
+
+def test_flat_loss_is_the_total_variation_objective():
+    p_template, p_forget = torch.tensor([0.2, 0.6]), torch.tensor([0.5, 0.1])
+    expected = sum(-math.tanh(t) / 2 + math.tanh(f) / 2 for t, f in zip([0.2, 0.6], [0.5, 0.1])) / 2
+    assert flat_loss(p_template, p_forget).item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_mean_token_probability_is_the_mean_of_token_probabilities(tiny):
+    prompt, answer = "Name a fruit.", "apple"
+    p = mean_token_probability(tiny, [prompt], [answer])
+    enc = models.encode_chat(tiny, [prompt], [answer])
+    ids = torch.tensor(enc.ids)
+    start, end = enc.answer_spans[0]
+    with torch.no_grad():
+        probs = torch.softmax(tiny.model(input_ids=ids).logits[0].float(), -1)
+    expected = probs[start - 1:end - 1].gather(-1, ids[0, start:end, None]).mean()
+    torch.testing.assert_close(p[0], expected, atol=1e-5, rtol=1e-4)
+
+
+def test_flat_lowers_its_loss_and_makes_the_template_refusal_likelier(tiny):
+    """On a byte-level tiny model the refusal and the answer share bytes, so the answer's NLL need not rise;
+    the objective itself must fall on a private copy, the base untouched."""
+    config = FlatConfig(**{**FlatConfig.smoke().__dict__, "steps": 3, "lr": 1e-2})
+    items = load_skill_set(config.forget_skill, "probe")[:config.probe_items]
+    prompts, answers = [it.prompt for it in items], [it.reference for it in items]
+    refusals = [TEMPLATE_REFUSALS[i % len(TEMPLATE_REFUSALS)] for i in range(len(prompts))]
+
+    def loss_and_template(bundle):
+        with torch.no_grad():
+            p_template = mean_token_probability(bundle, prompts, refusals)
+            return float(flat_loss(p_template, mean_token_probability(bundle, prompts, answers))), \
+                float(p_template.mean())
+
+    before = loss_and_template(tiny)
+    edited = run_method("flat", tiny, config)
+    after = loss_and_template(edited)
+    assert edited.private_weights and after[0] < before[0] and after[1] > before[1]
+    assert loss_and_template(tiny) == before
 
 
 def test_answer_nll_is_the_summed_token_cross_entropy_of_the_answer(tiny):

@@ -449,6 +449,13 @@ def span_nll(bundle: LLMBundle, rows: list[list[int]], spans: list[tuple[int, in
 
     One forward pass over the batch, hook edits active; gradients flow when the caller enables them.
     """
+    token_logp, target = span_token_logp(bundle, rows, spans)
+    return -(token_logp * target).sum(1), target.sum(1)
+
+
+def span_token_logp(bundle: LLMBundle, rows: list[list[int]],
+                    spans: list[tuple[int, int]]) -> tuple["torch.Tensor", "torch.Tensor"]:
+    """Log-probability of every next token, and the 0/1 mask of those inside each row's span: (B, T-1) each."""
     import torch
 
     with bundle.active():
@@ -457,8 +464,7 @@ def span_nll(bundle: LLMBundle, rows: list[list[int]], spans: list[tuple[int, in
         logits = bundle.model(input_ids=ids, attention_mask=mask, position_ids=positions(mask), use_cache=False).logits
     logp = torch.log_softmax(logits[:, :-1].float(), dim=-1)  # (B, T-1, V)
     token_logp = logp.gather(-1, ids[:, 1:, None]).squeeze(-1)  # (B, T-1)
-    target = target_mask[:, 1:].float()  # the token at t+1 is predicted at t
-    return -(token_logp * target).sum(1), target.sum(1)
+    return token_logp, target_mask[:, 1:].float()  # the token at t+1 is predicted at t
 
 
 def answer_nll(bundle: LLMBundle, prompts: list[str], answers: list[str]) -> tuple["torch.Tensor", "torch.Tensor"]:
