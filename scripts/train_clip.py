@@ -271,7 +271,6 @@ def save_asset(model, cfg: TrainConfig, metrics: dict[str, float]) -> None:
 
 def train(cfg: TrainConfig) -> dict[str, float]:
     """Run (or resume) training; writes the asset at the end and returns the final eval metrics."""
-    fw_clip.set_offline_env()
     import torch
     from tqdm import tqdm
 

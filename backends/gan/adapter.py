@@ -51,10 +51,6 @@ class GeneratorAdapter(abc.ABC):
         """w (N, w_dim) or ws (N, num_ws, w_dim) -> images (N, 3, H, W) in [-1, 1]; differentiable."""
 
     @abc.abstractmethod
-    def mean_w(self) -> "torch.Tensor":
-        """The centre of W (the truncation anchor). (w_dim,)"""
-
-    @abc.abstractmethod
     def layer_groups(self) -> dict[str, list[str]]:
         """Group name (mapping, coarse, middle, fine, torgb) -> generator parameter-name prefixes."""
 
@@ -125,9 +121,6 @@ class FaceWorldAdapter(GeneratorAdapter):
 
     def synthesis(self, ws: "torch.Tensor") -> "torch.Tensor":
         return self.gan.synthesis(ws)
-
-    def mean_w(self) -> "torch.Tensor":
-        return self.gan.generator.mapping.w_avg.detach().clone()
 
     def layer_groups(self) -> dict[str, list[str]]:
         return self.gan.layer_groups()
