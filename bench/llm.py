@@ -1,20 +1,24 @@
 """LLM skill unlearning on the embedded SmolLM2-135M-Instruct (CPU).
 
-For each method in neuron_adjust, key_space_detection, grad_ascent, npo and each forget skill in
-python_coding and antonyms, with the method's default config:
-- ``llm.<method>.<skill>.forget_rel_drop``: relative drop of the forget skill's behavioural score
-  on its test half; ``.retain_max_rel_drop``: the largest relative drop over the other skills;
+For each registered LLM method (the registry, in tab order) and each forget skill in python_coding and
+antonyms, with the method's default config:
+- ``llm.<method>.<skill>.forget_rel_drop``: relative drop of the forget skill's behavioural score on its
+  test half; ``..._paraphrase`` the same on the hand-written unseen phrasings (``test_paraphrase``);
+- ``.retain_max_rel_drop`` (and ``..._paraphrase``): the largest relative drop over the other skills;
+- ``.n_items``: test items per skill and split the rates rest on;
 - ``.seconds``: the method's wall time, probing included (evaluation excluded);
-- ``.relearn_steps``: fine-tuning steps (4 forget examples, lr 5e-5) until the forget skill's
-  abstention-aware reference NLL on 4 test prompts closes half its gap to the base (-1: not within
-  the 6 steps; 0: no gap);
 - ``.knowledge_probe_above_control_max``: the knowledge probe's best per-layer accuracy points over a
-  random model of the same architecture, on the edited model (``llm.base.<skill>...`` for the base).
-Also ``llm.base.<skill>.score`` (base behavioural score per skill) and ``llm.load_s``.
+  random model of the same architecture, on the edited model (``llm.base.<skill>...`` for the base);
+- ``.relearn_gap``: fine-tuning steps (4 forget examples, lr 5e-5, 6 steps) the edit needs to close half
+  its answer-NLL gap to the base, minus the steps the control (the base fine-tuned the same way on a skill
+  it never lost) needs to fall by as much; negative: the skill returns faster than fine-tuning moves any
+  skill.
+Also ``llm.base.<skill>.score`` / ``.score_paraphrase`` (base behavioural scores) and ``llm.load_s``.
 
-The base model's answers are computed once and reused. ``LLM_BENCH_ITEMS`` (default 16; 0: the whole
-test half, ~67 prompts) caps the test prompts per skill; ``LLM_BENCH_THREADS`` sets torch's threads (default 1,
-the machine is shared). Progress goes to stderr.
+The base model's answers are computed once and reused. ``LLM_BENCH_ITEMS`` (default 24; 0: the whole
+split) caps the items per skill and split; ``LLM_BENCH_METHODS`` / ``LLM_BENCH_SKILLS`` (comma-separated)
+pick methods and forget skills; ``LLM_BENCH_THREADS`` sets torch's threads (default 1, the machine is
+shared). Progress goes to stderr.
 """
 from __future__ import annotations
 
@@ -24,8 +28,8 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-METHODS = ("key_space_detection", "neuron_adjust", "grad_ascent", "npo")
 FORGET_SKILLS = ("python_coding", "antonyms")
+SPLIT_SUFFIX = {"test": "", "test_paraphrase": "_paraphrase"}
 
 
 def _log(message: str) -> None:
@@ -39,21 +43,23 @@ def _ctx() -> Any:
 
 
 def run() -> Iterator[dict]:
-    import dataclasses
-
     import torch
 
     import backends.llm  # noqa: F401  (registers the backend)
     from backends import registry
     from backends.contract import AttackCall, MethodCall
-    from backends.llm.attacks import RelearnConfig, steps_to_recover_half
-    from backends.llm.probes import KnowledgeProbeConfig
+    from backends.llm.attacks import RelearnConfig
     from backends.llm.backend import base_skill_results, relative_drop, skill_results
+    from backends.llm.probes import KNOWLEDGE_SKILLS, KnowledgeProbeConfig
     from backends.llm.skills import SKILLS
 
     torch.set_num_threads(int(os.environ.get("LLM_BENCH_THREADS", "1")))
-    items = int(os.environ.get("LLM_BENCH_ITEMS", "16"))
-    methods = tuple(os.environ.get("LLM_BENCH_METHODS", ",".join(METHODS)).split(","))
+    items = int(os.environ.get("LLM_BENCH_ITEMS", "24"))
+    all_methods = tuple(registry.methods("llm"))
+    methods = tuple(m for m in os.environ.get("LLM_BENCH_METHODS", ",".join(all_methods)).split(",") if m)
+    unknown = [m for m in methods if m not in all_methods]
+    if unknown:
+        raise ValueError(f"unknown LLM method(s) {unknown}; registered: {', '.join(all_methods)}")
     forget_skills = tuple(os.environ.get("LLM_BENCH_SKILLS", ",".join(FORGET_SKILLS)).split(","))
     be = registry.backend("llm")
 
@@ -62,59 +68,62 @@ def run() -> Iterator[dict]:
     yield {"name": "llm.load_s", "value": round(time.time() - start, 2), "unit": "s"}
 
     def config_of(method: str, skill: str) -> Any:
-        cls = registry.method("llm", method).config
-        return cls(forget_skill=skill, eval_items=items)
+        return registry.method("llm", method).config(forget_skill=skill, eval_items=items)
 
-    max_new = config_of(METHODS[0], FORGET_SKILLS[0]).eval_max_new_tokens
-    base_scores = {}
+    max_new = config_of(methods[0], forget_skills[0]).eval_max_new_tokens
+    base_scores: dict[tuple[str, str], float] = {}
     for skill in SKILLS:
-        t = time.time()
-        base_scores[skill] = base_skill_results(base, skill, items, max_new)["score"]
-        _log(f"base {skill}: score {base_scores[skill]:.3f} ({time.time() - t:.0f} s)")
-        yield {"name": f"llm.base.{skill}.score", "value": round(base_scores[skill], 4), "unit": "fraction"}
+        for split, suffix in SPLIT_SUFFIX.items():
+            t = time.time()
+            base_scores[(skill, split)] = base_skill_results(base, skill, items, max_new, split=split)["score"]
+            _log(f"base {skill} {split}: score {base_scores[(skill, split)]:.3f} ({time.time() - t:.0f} s)")
+            yield {"name": f"llm.base.{skill}.score{suffix}", "value": round(base_scores[(skill, split)], 4),
+                   "unit": "fraction"}
 
-    relearn_cfg = RelearnConfig(eval_items=4)
-    probe_cfg = KnowledgeProbeConfig()
     probe = registry.attack("llm", "knowledge_probe")
     relearn = registry.attack("llm", "relearning")
-    # Method-major order: the training-free methods (with targets) first.
+    for skill in forget_skills:
+        if skill in KNOWLEDGE_SKILLS:
+            result = probe.run(AttackCall(be, base, base, False, KnowledgeProbeConfig(skill=skill), _ctx()))
+            yield {"name": f"llm.base.{skill}.knowledge_probe_above_control_max",
+                   "value": round(result.summary[0].before, 1), "unit": "pts"}
     for method in methods:
         for skill in forget_skills:
             prefix = f"llm.{method}.{skill}"
-            if method == methods[0]:
-                result = probe.run(AttackCall(be, base, base, False, dataclasses.replace(probe_cfg, skill=skill),
-                                              _ctx()))
-                yield {"name": f"llm.base.{skill}.knowledge_probe_above_control_max",
-                       "value": round(result.summary[0].before, 1), "unit": "pts"}
             cfg = config_of(method, skill)
             edited = be.clone(base)
             t = time.time()
             registry.method("llm", method).run(MethodCall(be, base, edited, cfg, _ctx()))
             seconds = time.time() - t
             _log(f"{prefix}: method {seconds:.0f} s")
-            drops = {}
-            for s in SKILLS:
-                after = skill_results(edited, s, items, max_new)["score"]
-                drops[s] = relative_drop(base_scores[s], after)
-                _log(f"{prefix}: {s} {base_scores[s]:.3f} -> {after:.3f}")
-            retain = [d for s, d in drops.items() if s != skill and d is not None]
-            yield {"name": f"{prefix}.forget_rel_drop", "value": round(drops[skill] or 0.0, 4), "unit": "fraction"}
-            yield {"name": f"{prefix}.retain_max_rel_drop", "value": round(max(retain), 4), "unit": "fraction"}
+            for split, suffix in SPLIT_SUFFIX.items():
+                drops, n_items = {}, {}
+                for s in SKILLS:
+                    after = skill_results(edited, s, items, max_new, split=split)
+                    drops[s] = relative_drop(base_scores[(s, split)], after["score"])
+                    n_items[s] = len(after["scores"])
+                    _log(f"{prefix}: {s} {split} {base_scores[(s, split)]:.3f} -> {after['score']:.3f}")
+                retain = [d for s, d in drops.items() if s != skill and d is not None]
+                yield {"name": f"{prefix}.forget_rel_drop{suffix}", "value": round(drops[skill] or 0.0, 4),
+                       "unit": "fraction"}
+                yield {"name": f"{prefix}.retain_max_rel_drop{suffix}", "value": round(max(retain), 4),
+                       "unit": "fraction"}
+                yield {"name": f"{prefix}.n_items{suffix}", "value": n_items[skill], "unit": "items"}
             yield {"name": f"{prefix}.seconds", "value": round(seconds, 1), "unit": "s"}
 
-            rcfg = dataclasses.replace(relearn_cfg, forget_skill=skill)
-            result = relearn.run(AttackCall(be, base, edited, True, rcfg, _ctx()))
-            curve = [row["edited"] for row in result.table]
-            base_curve = [row["base"] for row in result.table]
-            recovered = steps_to_recover_half(base_curve, curve)
-            _log(f"{prefix}: relearn curve {[round(v, 2) for v in curve]} (base {[round(v, 2) for v in base_curve]})")
-            yield {"name": f"{prefix}.relearn_steps", "value": -1 if recovered is None else recovered, "unit": "steps"}
+            result = relearn.run(AttackCall(be, base, edited, True, RelearnConfig(forget_skill=skill, eval_items=4),
+                                            _ctx()))
+            gap = next(row for row in result.summary if row.name.startswith("relearning gap"))
+            _log(f"{prefix}: relearning {[round(row['edited'], 2) for row in result.table]} "
+                 f"(base {[round(row['base'], 2) for row in result.table]}); {result.explanation}")
+            yield {"name": f"{prefix}.relearn_gap", "value": int(gap.after), "unit": "steps"}
 
-            result = probe.run(AttackCall(be, base, edited, True, dataclasses.replace(probe_cfg, skill=skill),
-                                          _ctx()))
-            yield {"name": f"{prefix}.knowledge_probe_above_control_max", "value": round(result.summary[0].after, 1),
-                   "unit": "pts"}
+            if skill in KNOWLEDGE_SKILLS:
+                result = probe.run(AttackCall(be, base, edited, True, KnowledgeProbeConfig(skill=skill), _ctx()))
+                yield {"name": f"{prefix}.knowledge_probe_above_control_max",
+                       "value": round(result.summary[0].after, 1), "unit": "pts"}
             _log(f"{prefix}: done")
+
 
 if __name__ == "__main__":
     import json
