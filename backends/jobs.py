@@ -38,6 +38,7 @@ class JobState:
     error: str | None = None
     started: float | None = None
     finished: float | None = None
+    edit_ready: bool = False  # the job's edit exists (committed) while its evaluation may still run
 
     @property
     def is_finished(self) -> bool:
@@ -91,6 +92,11 @@ class JobContext:
         with self._lock:
             self._state.log.append(f"{time.strftime('%H:%M:%S')} {message}")
 
+    def mark_edit_ready(self) -> None:
+        """Tell the UI the edit exists, so it can show edited samples before the evaluation ends."""
+        with self._lock:
+            self._state.edit_ready = True
+
     @property
     def history(self) -> list[dict[str, float]]:
         with self._lock:
@@ -112,7 +118,7 @@ class Job:
         with self._lock:
             s = self._state
             return JobState(s.status, s.step, s.total, s.phase, [dict(r) for r in s.history], list(s.log),
-                            s.result, s.error, s.started, s.finished)
+                            s.result, s.error, s.started, s.finished, s.edit_ready)
 
     def _set(self, **changes: Any) -> None:
         with self._lock:

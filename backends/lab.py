@@ -97,8 +97,11 @@ class Lab:
                          values: dict[str, Any]) -> Job:
         """Validate, then run a method on a clone of the session's current model in a worker.
 
-        The clone replaces the session's edit only when the method and its evaluation finish;
-        a failed or cancelled job leaves the base and the previous edit exactly as they were.
+        Edit first, evidence after: the clone becomes the session's edit as soon as the method finishes
+        (the job's state says ``edit_ready``, so the UI shows edited samples at once); the evaluation
+        follows and fills the run card's metrics. A method that fails or is cancelled leaves the base and
+        the previous edit exactly as they were; cancelling (or a failure) during the evaluation keeps the
+        new edit, without metrics.
         """
         be = registry.backend(backend)
         spec = registry.method(backend, method)
@@ -114,19 +117,21 @@ class Lab:
             ctx.phase(f"unlearning with {spec.title}")
             spec.run(MethodCall(be, base, model, config, ctx, picked))
             seconds = time.time() - started
-            ctx.phase("evaluating")
-            metrics = be.evaluate(base, model, config, ctx)
-            ctx.check()
             card = {
                 "backend": backend, "preset": preset, "method": method, "method_title": spec.title,
                 "concept": be.concept_of(config), "config": config_to_dict(config),
                 "picked_seeds": [s.seed for s in picked], "seconds": round(seconds, 2),
-                "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
-                "metrics": [{"name": m.name, "before": m.before, "after": m.after, "unit": m.unit}
-                            for m in metrics],
+                "finished": time.strftime("%Y-%m-%d %H:%M:%S"), "metrics": None,
             }
+            ctx.check()  # the last moment a cancel discards the edit
             self.store.commit(session, backend, preset, model, card)
-            ctx.log(f"done in {seconds:.1f} s")
+            ctx.mark_edit_ready()
+            ctx.log(f"edit ready in {seconds:.1f} s; evaluating (cancel keeps the edit)")
+            ctx.phase("evaluating")
+            metrics = be.evaluate(base, model, config, ctx)
+            card["metrics"] = [{"name": m.name, "before": m.before, "after": m.after, "unit": m.unit}
+                               for m in metrics]
+            ctx.log(f"evaluated in {time.time() - started - seconds:.1f} s")
             return RunResult(metrics=metrics, history=ctx.history,
                              summary=f"{spec.title} on {card['concept'] or 'the forget set'}: {seconds:.1f} s")
 

@@ -305,7 +305,15 @@ class BackendTab:
             values = collect_values(spec.config, self.method_controls[method], data, data.get(self.c["pick"]))
             return self.lab.start_unlearning(session, self.name, preset, method, values)
 
+        edit_shown = []  # set once the edited samples are on screen
+
         def live(state) -> list[Any]:
+            if state.edit_ready and not edit_shown:  # edit first: samples now, metrics when evaluated
+                edit_shown.append(True)
+                pending = [["evaluating… (the edit is ready: Cancel now keeps it)", "", "", "", "", ""]]
+                return [fmt.history_figure(state.history), fmt.job_log(state), pending,
+                        fmt.runs_markdown(self.lab.runs(session, self.name, preset)),
+                        *self._gallery_update(session, preset, data)]
             return [fmt.history_figure(state.history), fmt.job_log(state), gr.update(), gr.update(),
                     *[gr.update()] * n_keep]
 

@@ -97,6 +97,7 @@ def test_method_edits_a_copy_and_never_the_base(lab, backend, method):
     values = smoke_values(spec.config) | picks_for(spec.config)
     state = finished(lab.start_unlearning("s", backend, preset, method, values))
     assert state.status == "done", state.error
+    assert state.edit_ready, "the edit is announced before its evaluation"
     assert state.result.metrics, "a run must report metrics"
     assert_same_state(before, be, base)
     assert lab.has_edit("s", backend, preset) and not lab.has_edit("other", backend, preset)
@@ -136,11 +137,13 @@ def test_cancel_and_failure_leave_every_model_as_it_was(lab, backend, method, mo
     assert not lab.has_edit("s", backend, preset)
     assert_same_state(before, be, base)
 
-    # Failure during evaluation: the finished edit must not be committed either.
+    # Failure during evaluation (edit first, evidence after): the finished edit is kept, without metrics,
+    # and the base is untouched.
     monkeypatch.setattr(type(be), "evaluate", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("boom")))
     state = finished(lab.start_unlearning("s", backend, preset, method, values))
-    assert state.status == "failed" and "boom" in state.error
-    assert not lab.has_edit("s", backend, preset)
+    assert state.status == "failed" and "boom" in state.error and state.edit_ready
+    assert lab.has_edit("s", backend, preset)
+    assert lab.runs("s", backend, preset)[-1]["metrics"] is None
     assert_same_state(before, be, base)
 
 
