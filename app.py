@@ -43,8 +43,10 @@ def build_app(lab: "Lab | None" = None, backends: list[str] | None = None) -> "g
 
     from backends import registry
     from backends.lab import Lab
+    from backends.lessons import LESSONS
     from panels import about
     from panels.backend_tab import BackendTab, leave_handler
+    from panels.lessons import LessonsTab
 
     registry.load_all()
     lab = lab or Lab()
@@ -52,16 +54,22 @@ def build_app(lab: "Lab | None" = None, backends: list[str] | None = None) -> "g
     tabs: list[BackendTab] = []
     with gr.Blocks(title=TITLE) as demo:
         gr.Markdown(f"# {TITLE}\nMake a generative model forget a concept, then check whether it really did.")
-        with gr.Tabs():
+        lessons_tab = LessonsTab(lab, names) if any(l.backend in names for l in LESSONS.values()) else None
+        with gr.Tabs() as tab_set:
             for name in names:
                 tab = BackendTab(lab, name)
                 with gr.Tab(tab.backend.title, id=name, elem_id=f"tab-{name}"):
                     tab.render()
                 tabs.append(tab)
+            if lessons_tab is not None:
+                with gr.Tab("Lessons", id="lessons", elem_id="tab-lessons"):
+                    lessons_tab.render()
             with gr.Tab("About", id="about", elem_id="tab-about"):
                 about.render()
         for tab in tabs:
             tab.listen()
+        if lessons_tab is not None:
+            lessons_tab.listen(tab_set, demo)
         demo.unload(leave_handler(lab))
     demo.lab = lab  # for tests and the benchmark
     return demo

@@ -22,6 +22,7 @@ AREAS: tuple[tuple[str, str], ...] = (
     ("bench.gan", "gan."),
     ("bench.diffusion", "diffusion."),
     ("bench.llm", "llm."),
+    ("bench.flow", "flow."),
 )
 
 

@@ -42,6 +42,15 @@ def assert_same_state(before: dict, backend, model) -> None:
     assert not changed, f"the base model changed: {changed[:5]}"
 
 
+def assert_changed(base_state: dict, backend, edited) -> None:
+    """A method that does nothing must fail the contract: some tensor of the edit differs from the base."""
+    import torch
+
+    after = backend.state_tensors(edited)
+    assert after.keys() != base_state.keys() or any(
+        not torch.equal(base_state[k], after[k].detach()) for k in base_state), "the edit changed nothing"
+
+
 def generate_gallery(lab, backend, preset, session="s"):
     values = smoke_values(registry.backend(backend).generate_config)
     return lab.generate(session, backend, preset, values)
@@ -101,6 +110,7 @@ def test_method_edits_a_copy_and_never_the_base(lab, backend, method):
     assert state.result.metrics, "a run must report metrics"
     assert_same_state(before, be, base)
     assert lab.has_edit("s", backend, preset) and not lab.has_edit("other", backend, preset)
+    assert_changed(before, be, lab.store.edit("s", backend, preset).model)
     before_samples, after_samples = generate_gallery(lab, backend, preset)
     assert after_samples is not None and [s.key for s in after_samples] == [s.key for s in before_samples]
     assert lab.runs("s", backend, preset)[-1]["method"] == method

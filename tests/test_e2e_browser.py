@@ -106,3 +106,75 @@ def test_generate_unlearn_and_compare_in_a_real_browser(server, browser):
 
     browser.save_screenshot(str(ARTIFACTS / "e2e.png"))
     assert (ARTIFACTS / "e2e.png").stat().st_size > 10_000
+
+
+def test_gan_tab_shows_the_edit_first_then_the_judge_verdict_and_the_attack_evidence(server, browser):
+    """The embedded GAN preset, defaults: the edited gallery appears before the metrics are final, the
+    metrics table gives the judge's verdict beside CLIP's, the latent search shows its images, reset undoes."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as EC
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    wait = WebDriverWait(browser, 600)
+    browser.get(server)
+    wait.until(EC.element_to_be_clickable((By.XPATH, "//button[@role='tab' and normalize-space()='GAN']"))).click()
+    wait.until(EC.element_to_be_clickable((By.ID, "gan-generate"))).click()
+
+    def gallery_images(d) -> int:
+        return len(d.find_elements(By.CSS_SELECTOR, "#gan-gallery img"))
+
+    wait.until(lambda d: gallery_images(d) >= 16)
+    browser.find_element(By.ID, "gan-run").click()
+    seen_edit = seen_verdict = None
+    deadline = time.time() + 600
+    while time.time() < deadline and seen_verdict is None:
+        if seen_edit is None and gallery_images(browser) >= 32:
+            seen_edit = time.time()
+        if "concept presence (judge)" in browser.find_element(By.ID, "gan-metrics").text:
+            seen_verdict = time.time()
+        time.sleep(0.1)
+    assert seen_edit is not None and seen_verdict is not None, browser.find_element(By.ID, "gan-progress").text
+    assert seen_edit < seen_verdict, "edit first: the edited samples come before the metrics"
+    metrics = browser.find_element(By.ID, "gan-metrics").text
+    assert "the guide's own opinion" in metrics and "verdict:" in metrics and "mass to glasses=none" in metrics
+    assert "seed 2 · after" in browser.find_element(By.ID, "gan-gallery").text
+
+    browser.find_element(By.XPATH, "//*[contains(text(), '4 · Attack the edited model')]").click()
+    wait.until(EC.element_to_be_clickable((By.CSS_SELECTOR, "#gan-attack input"))).click()
+    wait.until(EC.element_to_be_clickable((By.XPATH, "//*[@role='option' and contains(., 'Latent search')]"))).click()
+    wait.until(EC.element_to_be_clickable((By.ID, "gan-attack-run"))).click()
+    wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#gan-attack-images img")) >= 8)
+    assert "latent searches" in browser.find_element(By.ID, "gan-attack-note").text
+    assert "attack success rate" in browser.find_element(By.ID, "gan-attack-summary").text
+
+    browser.find_element(By.XPATH, "//*[contains(text(), '5 · Your edits: reset or export')]").click()
+    wait.until(EC.element_to_be_clickable((By.ID, "gan-reset"))).click()
+    wait.until(lambda d: gallery_images(d) == 16)
+    assert "Traceback" not in browser.page_source
+    browser.save_screenshot(str(ARTIFACTS / "e2e_gan.png"))
+
+
+def test_a_teacher_opens_the_gan_lesson_by_url_and_runs_it_end_to_end(server, browser):
+    """/?lesson=gan opens the Lessons tab on the GAN lesson; the three steps and the conclusion run in order,
+    the edited samples appear before the metrics, and the conclusion quotes the run's numbers."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as EC
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    wait = WebDriverWait(browser, 600)
+    browser.get(server + "?lesson=gan")
+    wait.until(lambda d: "Make a GAN forget glasses" in d.find_element(By.ID, "lesson-intro").text)
+    wait.until(EC.element_to_be_clickable((By.ID, "lesson-step0"))).click()
+    wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#lesson-gallery img")) >= 16)
+    browser.find_element(By.ID, "lesson-step1").click()
+    wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#lesson-gallery img")) >= 32)
+    assert "concept presence (judge)" not in browser.find_element(By.ID, "lesson-metrics").text, \
+        "edit first: the edited samples are on screen before the metrics"
+    wait.until(lambda d: "concept presence (judge)" in d.find_element(By.ID, "lesson-metrics").text)
+    browser.find_element(By.ID, "lesson-step2").click()
+    wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#lesson-attack-images img")) >= 8)
+    browser.find_element(By.ID, "lesson-learn").click()
+    wait.until(lambda d: "What did we learn?" in d.find_element(By.ID, "lesson-learned").text)
+    learned = browser.find_element(By.ID, "lesson-learned").text
+    assert "on 200 samples" in learned and "on your edit" in learned
+    assert "Traceback" not in browser.page_source
