@@ -235,3 +235,61 @@ def test_chat_answers_with_base_and_then_with_the_edit(lab, backend):
     again, edited_answer = lab.chat("s", backend, preset, "Say hello.")
     assert again == base_answer, "the base model's answer must not change after an edit"
     assert isinstance(edited_answer, str)
+
+
+def cancel_at_random_steps(lab, backend: str, method: str, trials: int = 3, seed: int = 0) -> list[int]:
+    """Cancel the method at seeded random progress reports, after a first edit exists; each time the base
+    must stay bit-identical and the session's previous edit intact. Returns the steps cancelled at."""
+    import random
+
+    from backends.jobs import JobContext
+
+    preset = test_preset(backend)
+    be = registry.backend(backend)
+    values = smoke_values(registry.method(backend, method).config) | picks_for(registry.method(backend, method).config)
+    generate_gallery(lab, backend, preset)
+    reports = []
+    original_step = JobContext.step
+
+    def counting(self, *args, **kwargs):
+        reports.append(1)
+        return original_step(self, *args, **kwargs)
+
+    JobContext.step = counting
+    try:
+        assert finished(lab.start_unlearning("s", backend, preset, method, values)).status == "done"
+    finally:
+        JobContext.step = original_step
+    method_reports = max(1, len(reports))
+    base = lab.store.base(backend, preset)
+    base_before, edit_before = state_copy(be, base), state_copy(be, lab.store.edit("s", backend, preset).model)
+    rng, cancelled_at = random.Random(seed), []
+    for _ in range(trials):
+        stop_after = rng.randint(1, method_reports)
+        count = []
+
+        def cancelling(self, *args, _stop_after=stop_after, _count=count, **kwargs):
+            _count.append(1)
+            if len(_count) >= _stop_after:
+                self._stop.set()
+            return original_step(self, *args, **kwargs)
+
+        JobContext.step = cancelling
+        try:
+            state = finished(lab.start_unlearning("s", backend, preset, method, values))
+        finally:
+            JobContext.step = original_step
+        assert_same_state(base_before, be, base)
+        assert state.status in ("cancelled", "done"), state.error
+        current = lab.store.edit("s", backend, preset).model
+        if not state.edit_ready:  # cancelled inside the method: the previous edit is untouched
+            assert state.status == "cancelled"
+            assert_same_state(edit_before, be, current)
+        edit_before = state_copy(be, current)  # cancelled during the evaluation: the new edit is kept
+        cancelled_at.append(stop_after)
+    return cancelled_at
+
+
+@pytest.mark.parametrize("backend, method", METHODS)
+def test_cancel_at_a_random_step_keeps_the_base_and_the_previous_edit(lab, backend, method):
+    assert len(cancel_at_random_steps(lab, backend, method)) == 3
