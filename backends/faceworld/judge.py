@@ -18,14 +18,13 @@ Shipped as assets/faceworld/judge.safetensors (architecture in the metadata); ca
 from __future__ import annotations
 
 import json
-import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from backends.device import pick_device
-from backends.faceworld import world
+from backends.faceworld import WeightsCache, world
 
 if TYPE_CHECKING:
     import torch
@@ -36,8 +35,7 @@ IMAGE_SIZE = 32
 DEFAULT_ARCH: dict[str, Any] = {"widths": [32, 64, 128], "hidden": 256, "image_size": IMAGE_SIZE}
 NAME = "FaceWorld attribute judge"
 
-_CACHE: dict[tuple[str, str], "FaceWorldJudge"] = {}
-_CACHE_LOCK = threading.Lock()
+_CACHE = WeightsCache()
 
 
 def build_net(arch: dict[str, Any] | None = None) -> "torch.nn.Module":
@@ -157,12 +155,7 @@ def random_judge(device: str = "cpu", seed: int = 0) -> FaceWorldJudge:
 def load_judge(device: str | None = None, path: str | Path | None = None) -> FaceWorldJudge:
     """The trained judge from assets/faceworld/judge.safetensors (cached per process and device)."""
     device = pick_device(device)
-    weights = Path(path) if path is not None else ASSET_PATH
-    key = (str(weights.resolve()), device)
-    with _CACHE_LOCK:
-        if key not in _CACHE:
-            _CACHE[key] = _load(weights, device)
-        return _CACHE[key]
+    return _CACHE.get(Path(path) if path is not None else ASSET_PATH, device, _load)
 
 
 def _load(weights: Path, device: str) -> FaceWorldJudge:
