@@ -9,25 +9,13 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from backends import registry  # noqa: E402
+from tests.diffusion_fixtures import backend, tiny  # noqa: E402,F401  (fixtures)
 from backends.config import build_config  # noqa: E402
 from backends.contract import AttackCall, MethodCall, Sample  # noqa: E402
 from backends.jobs import JobCancelled, JobContext  # noqa: E402
 
-METHODS = ["uce", "esd_x", "esd_u", "esd_kv", "fewshot_te", "salun", "advunlearn"]
+METHODS = sorted(registry.methods("diffusion"))
 
-
-@pytest.fixture(scope="module")
-def tiny():
-    import backends.diffusion  # noqa: F401
-
-    return registry.preset("diffusion", "tiny").load("cpu")
-
-
-@pytest.fixture(scope="module")
-def backend():
-    import backends.diffusion  # noqa: F401
-
-    return registry.backend("diffusion")
 
 
 def _ctx(cancel_after: int | None = None) -> JobContext:

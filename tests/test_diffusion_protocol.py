@@ -13,6 +13,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from backends import registry  # noqa: E402
+from tests.diffusion_fixtures import backend, tiny  # noqa: E402,F401  (fixtures)
 from backends.config import build_config  # noqa: E402
 from backends.contract import MethodCall, Sample  # noqa: E402
 from backends.diffusion import prompt_sets  # noqa: E402
@@ -40,19 +41,6 @@ def split_prompts(concept: str, split: str) -> set[str]:
     prompts += [p for g in prompt_sets.COLLATERAL_GROUPS for p, _ in prompt_sets.collateral_prompts(target, g, split)]
     return {normalise_prompt(p) for p in prompts}
 
-
-@pytest.fixture(scope="module")
-def tiny():
-    import backends.diffusion  # noqa: F401
-
-    return registry.preset("diffusion", "tiny").load("cpu")
-
-
-@pytest.fixture(scope="module")
-def backend():
-    import backends.diffusion  # noqa: F401
-
-    return registry.backend("diffusion")
 
 
 def _ctx() -> JobContext:
