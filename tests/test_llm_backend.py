@@ -14,7 +14,7 @@ from backends.config import build_config, config_to_dict
 from backends.contract import MethodCall
 from backends.jobs import JobContext
 from backends.llm import models
-from backends.llm.backend import CUSTOM, resolve_skill_sets
+from backends.llm.skill_config import CUSTOM, resolve_skill_sets
 from backends.llm.key_space_detection import KeySpaceDetectionConfig
 from backends.llm.neuron_adjust import NeuronAdjustConfig
 
@@ -188,9 +188,9 @@ def test_bad_input_gives_clear_errors(tiny):
 
 
 def test_an_empty_retain_set_is_refused(tiny, monkeypatch):
-    from backends.llm import backend as llm_backend
+    from backends.llm import skill_config
 
-    monkeypatch.setattr(llm_backend, "retain_skill_names", lambda forget, retain: ())
+    monkeypatch.setattr(skill_config, "retain_skill_names", lambda forget, retain: ())
     with pytest.raises(ValueError, match="retain set is empty"):
         resolve_skill_sets(NeuronAdjustConfig(forget_skill=CUSTOM, forget_prompts="a\nb\nc\nd"), tiny)
 

@@ -204,7 +204,7 @@ class ParaphraseConfig:
 def run_paraphrase(call: "AttackCall") -> AttackResult:
     """Share of reworded forget queries that escape abstention (Key Space Detection's box) and, if
     asked, the skill score of the answers, base vs edited."""
-    from backends.llm.key_space_detection import abstain_mask
+    from backends.llm.hooks import abstain_mask
     from backends.llm.models import generate_greedy
     from backends.llm.scoring import behaviour_score, is_refusal
     from backends.llm.skills import load_skill_set

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
 
 from backends.config import param
-from backends.llm.backend import SkillConfig, SkillSets, resolve_skill_sets
+from backends.llm.skill_config import SkillConfig, SkillSets, resolve_skill_sets
 from backends.registry import register_method
 
 if TYPE_CHECKING:

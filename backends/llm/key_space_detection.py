@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
 from backends.config import param
-from backends.llm.backend import SkillConfig, resolve_skill_sets
+from backends.llm.skill_config import SkillConfig, resolve_skill_sets
 from backends.llm.hooks import Activation, HookEdit, current_state
 from backends.registry import register_method
 
@@ -75,6 +75,9 @@ class KSDEdit(HookEdit):
         """(N,) bool: which (N, I) keys lie within mu ± k·scale·sigma in every dimension (scale = h)."""
         scale = self.h if scale is None else scale
         return z_max(keys, self.mu, self.sigma) <= self.k * scale
+
+    def abstains(self, keys: "torch.Tensor") -> "torch.Tensor":
+        return self.contains(keys)
 
     def hooks(self, model: "nn.Module") -> list[tuple["nn.Module", str, Callable[..., Any]]]:
         from backends.llm.models import mlp_modules
@@ -143,20 +146,3 @@ def run(call: "MethodCall") -> None:
     edit = fit_hypercube(keys, cfg.h, REFUSAL_TEXT)
     call.model.edits = tuple(call.model.edits) + (edit,)
     call.ctx.log(f"KSD: k = {edit.k:.3f} from {len(sets.forget_prompts)} forget prompts, h = {edit.h}")
-
-def abstain_mask(bundle: "LLMBundle", prompts: list[str]) -> "torch.Tensor":
-    """(N,) bool: which prompts a bundle's Key Space Detection edits answer with the refusal.
-
-    The same decision as during generation, from the keys alone (no decoding needed).
-    """
-    import torch
-
-    from backends.llm.models import last_mlp_keys
-
-    detectors = [e for e in bundle.edits if isinstance(e, KSDEdit)]
-    flags = torch.zeros(len(prompts), dtype=torch.bool)
-    if detectors and prompts:
-        keys = last_mlp_keys(bundle, prompts).cpu()
-        for detector in detectors:
-            flags |= detector.contains(keys).cpu()
-    return flags

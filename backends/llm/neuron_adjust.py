@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
 from backends.config import param
-from backends.llm.backend import SkillConfig, resolve_skill_sets
+from backends.llm.skill_config import SkillConfig, resolve_skill_sets
 from backends.llm.hooks import Activation, HookEdit
 from backends.registry import register_method
 
