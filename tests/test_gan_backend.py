@@ -167,3 +167,19 @@ def test_bad_attack_input_raises_value_error(base):
     config = build_config(spec.config, {"concept": ""})
     with pytest.raises(ValueError, match="empty"):
         spec.run(AttackCall(BACKEND, base, base, False, config, context()))
+
+
+def test_base_evaluation_is_computed_once_and_keyed_by_weights_concept_and_seeds(base):
+    from backends.gan.backend import BASE_MEASUREMENTS, MeasurementCache
+
+    config = build_config(registry.method("gan", "text_to_unlearn").config, {"eval_samples": 24})
+    first = BACKEND.evaluate(base, BACKEND.clone(base), config, context())
+    hits = BASE_MEASUREMENTS.hits
+    again = BACKEND.evaluate(base, BACKEND.clone(base), config, context())
+    assert BASE_MEASUREMENTS.hits >= hits + 2, "base and noise-floor samples come from the cache"
+    assert [(r.name, r.before, r.after) for r in first] == [(r.name, r.before, r.after) for r in again]
+    misses = BASE_MEASUREMENTS.misses
+    BACKEND.evaluate(base, BACKEND.clone(base), build_config(type(config), {"eval_samples": 25}), context())
+    assert BASE_MEASUREMENTS.misses > misses, "other seeds are measured anew"
+    other = presets.tiny_model("cpu", seed=1)  # other weights, same preset name
+    assert MeasurementCache.fingerprint(other) != MeasurementCache.fingerprint(base)

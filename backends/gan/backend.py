@@ -220,18 +220,74 @@ def evaluation_rows(base: GanModel, edited: GanModel, concept: Concept, samples:
     degree and preservation of ``edited`` vs ``base``, then the gold standard's where one exists."""
     seeds = seeds_from(EVAL_SEED0, samples)
     ctx.phase("evaluating: base samples", total=4)
-    before = measure(base, base.generator, concept, seeds, ctx)
+    before = BASE_MEASUREMENTS.get(base, "base", concept, seeds, ctx, lambda: measure(base, base.generator, concept,
+                                                                                       seeds, ctx))
     ctx.step(1)
     after = measure(base, edited.generator, concept, seeds, ctx)
     ctx.step(2)
-    floor = measure(base, base.generator, concept, seeds_from(NOISE_FLOOR_SEED0, samples), ctx)
+    floor_seeds = seeds_from(NOISE_FLOOR_SEED0, samples)
+    floor = BASE_MEASUREMENTS.get(base, "base", concept, floor_seeds, ctx,
+                                  lambda: measure(base, base.generator, concept, floor_seeds, ctx))
     ctx.step(3)
-    gold = gold_measurement(base, concept, seeds, ctx)
+    gold = BASE_MEASUREMENTS.get(base, "gold", concept, seeds, ctx, lambda: gold_measurement(base, concept, seeds, ctx))
     rows = compare_rows(base, before, after, floor, concept, gold=gold)
     ctx.step(4)
     if gold is not None:
         rows += compare_rows(base, before, gold, floor, concept, prefix="gold: ")
     return rows
+
+
+class MeasurementCache:
+    """Measurements of the frozen base and gold models, computed once per server and shared by every
+    visitor and run (the base never changes). Keyed by the preset, the base weights' fingerprint, the model
+    (base / gold), the concept's judged values and prompts, and the seeds, so that other weights or settings
+    never return stale numbers; the least recently used entry goes beyond ``capacity``."""
+
+    def __init__(self, capacity: int = 8):
+        import threading
+        from collections import OrderedDict
+
+        self.capacity = capacity
+        self._items: "OrderedDict[tuple, Measurement | None]" = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = self.misses = 0
+
+    @staticmethod
+    def fingerprint(base: GanModel) -> str:
+        """sha1 of the base generator's tensors (computed once per loaded base model)."""
+        cached = getattr(base, "_fingerprint", None)
+        if cached is None:
+            import hashlib
+
+            digest = hashlib.sha1()
+            for name, tensor in sorted(base.generator.state_tensors().items()):
+                digest.update(name.encode())
+                digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+            cached = digest.hexdigest()
+            base._fingerprint = cached
+        return cached
+
+    def get(self, base: GanModel, which: str, concept: Concept, seeds: list[int], ctx: "JobContext",
+            compute) -> "Measurement | None":
+        judge = base.judge.description if base.judge is not None else ""
+        key = (base.preset, self.fingerprint(base), which, concept.attribute, concept.values, tuple(concept.prompts),
+               concept.neutral, seeds[0] if seeds else 0, len(seeds), judge)
+        with self._lock:
+            if key in self._items:
+                self.hits += 1
+                self._items.move_to_end(key)
+                return self._items[key]
+        value = compute()
+        ctx.check()
+        with self._lock:
+            self.misses += 1
+            self._items[key] = value
+            while len(self._items) > self.capacity:
+                self._items.popitem(last=False)
+        return value
+
+
+BASE_MEASUREMENTS = MeasurementCache()
 
 
 def gold_measurement(base: GanModel, concept: Concept, seeds: list[int], ctx: "JobContext") -> Measurement | None:
