@@ -113,6 +113,11 @@ def main(argv: list[str] | None = None) -> int:
                                                      font_mono=["ui-monospace", "monospace"]),
                 css=CSS, prevent_thread_lock=True)
     warm_up_umap(background=True)
+    from backends import registry
+
+    known = [b.name for b in registry.backends()]
+    preload = os.environ.get("UNLEARNING_LAB_PRELOAD", ",".join(known))
+    demo.lab.preload([name.strip() for name in preload.split(",") if name.strip() in known])
     try:
         demo.block_thread()
     except KeyboardInterrupt:

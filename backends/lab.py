@@ -5,6 +5,7 @@ Every public method takes the visitor's session id, so one visitor's edit never 
 """
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -17,6 +18,9 @@ from backends.jobs import Job, JobContext, JobManager
 from backends.store import ModelStore
 
 GalleryKey = tuple[str, str, str]  # (session, backend, preset)
+
+
+log = logging.getLogger(__name__)
 
 
 class Lab:
@@ -36,6 +40,23 @@ class Lab:
         self.store.base(backend, preset)
         title = registry.preset(backend, preset).title
         return f"{title} ready" if was_loaded else f"{title} loaded in {time.time() - start:.1f} s"
+
+    def preload(self, backends: list[str]) -> threading.Thread:
+        """Load each backend's default (first offline) preset in a background thread, one after another, so
+        the first Generate does not wait for a load; failures are logged, never raised (the page is up)."""
+        def work() -> None:
+            for backend in backends:
+                offline = [name for name, spec in registry.presets(backend).items() if spec.offline]
+                if not offline:
+                    continue
+                try:
+                    log.info("preloaded %s", self.load(backend, offline[0]))
+                except Exception:  # noqa: BLE001 - a preset that cannot load says so when a visitor asks
+                    log.exception("preloading %s/%s failed", backend, offline[0])
+
+        thread = threading.Thread(target=work, name="preload", daemon=True)
+        thread.start()
+        return thread
 
     def has_edit(self, session: str, backend: str, preset: str) -> bool:
         return self.store.edit(session, backend, preset) is not None

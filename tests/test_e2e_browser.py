@@ -32,7 +32,7 @@ def free_port() -> int:
 @pytest.fixture(scope="module")
 def server():
     port = free_port()
-    env = dict(os.environ, PORT=str(port), UNLEARNING_LAB_DEVICE="cpu")
+    env = dict(os.environ, PORT=str(port), UNLEARNING_LAB_DEVICE="cpu", UNLEARNING_LAB_PRELOAD="gan")
     log = open(ARTIFACTS.mkdir(parents=True, exist_ok=True) or ARTIFACTS / "server.log", "w")
     proc = subprocess.Popen([sys.executable, "-m", "tests.serve_app", "--host", "127.0.0.1"], cwd=ROOT, env=env,
                             stdout=log, stderr=subprocess.STDOUT)

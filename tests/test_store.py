@@ -72,3 +72,13 @@ def test_lru_cap_evicts_least_recent_other_sessions():
     assert store.total_edit_bytes() <= 2 * one
     store.drop_session("a")
     assert store.sessions() == {"c"}
+
+
+def test_preload_loads_each_backends_default_offline_preset_in_the_background(lab):
+    thread = lab.preload(["toy"])
+    thread.join(60)
+    assert not thread.is_alive()
+    from backends import registry
+
+    default = next(name for name, spec in registry.presets("toy").items() if spec.offline)
+    assert lab.store.is_loaded("toy", default)
