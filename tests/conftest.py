@@ -49,3 +49,11 @@ def test_preset(backend: str) -> str:
 
 
 test_preset.__test__ = False  # a helper, not a test
+
+
+@pytest.hookimpl(tryfirst=True, hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Expose each phase's report on the test item (the browser tests screenshot a failure)."""
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, f"rep_{report.when}", report)

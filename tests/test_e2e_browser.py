@@ -55,6 +55,16 @@ def server():
     log.close()
 
 
+@pytest.fixture(autouse=True)
+def screenshot_on_failure(request):
+    """Keep what the browser showed when a test failed (tests/artifacts/<test>-failed.png)."""
+    yield
+    report = getattr(request.node, "rep_call", None)
+    driver = request.node.funcargs.get("browser")
+    if report is not None and report.failed and driver is not None:
+        driver.save_screenshot(str(ARTIFACTS / f"{request.node.name}-failed.png"))
+
+
 @pytest.fixture(scope="module")
 def browser():
     if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
@@ -109,8 +119,8 @@ def test_generate_unlearn_and_compare_in_a_real_browser(server, browser):
 
 
 def test_gan_tab_shows_the_edit_first_then_the_judge_verdict_and_the_attack_evidence(server, browser):
-    """The embedded GAN preset, defaults: the edited gallery appears before the metrics are final, the
-    metrics table gives the judge's verdict beside CLIP's, the latent search shows its images, reset undoes."""
+    """The embedded GAN preset, defaults: the edited gallery appears before the metrics are final, and the
+    metrics table gives the judge's verdict beside CLIP's (the lesson test below runs an attack)."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as EC
     from selenium.webdriver.support.ui import WebDriverWait
@@ -139,17 +149,6 @@ def test_gan_tab_shows_the_edit_first_then_the_judge_verdict_and_the_attack_evid
     assert "the guide's own opinion" in metrics and "verdict:" in metrics and "mass to glasses=none" in metrics
     assert "seed 2 · after" in browser.find_element(By.ID, "gan-gallery").text
 
-    browser.find_element(By.XPATH, "//*[contains(text(), '4 · Attack the edited model')]").click()
-    wait.until(EC.element_to_be_clickable((By.CSS_SELECTOR, "#gan-attack input"))).click()
-    wait.until(EC.element_to_be_clickable((By.XPATH, "//*[@role='option' and contains(., 'Latent search')]"))).click()
-    wait.until(EC.element_to_be_clickable((By.ID, "gan-attack-run"))).click()
-    wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#gan-attack-images img")) >= 8)
-    assert "latent searches" in browser.find_element(By.ID, "gan-attack-note").text
-    assert "attack success rate" in browser.find_element(By.ID, "gan-attack-summary").text
-
-    browser.find_element(By.XPATH, "//*[contains(text(), '5 · Your edits: reset or export')]").click()
-    wait.until(EC.element_to_be_clickable((By.ID, "gan-reset"))).click()
-    wait.until(lambda d: gallery_images(d) == 16)
     assert "Traceback" not in browser.page_source
     browser.save_screenshot(str(ARTIFACTS / "e2e_gan.png"))
 

@@ -219,7 +219,7 @@ def evaluation_rows(base: GanModel, edited: GanModel, concept: Concept, samples:
     """Presence (judge, with CLIP's opinion beside it), where the concept's mass went, collateral,
     degree and preservation of ``edited`` vs ``base``, then the gold standard's where one exists."""
     seeds = seeds_from(EVAL_SEED0, samples)
-    ctx.phase("evaluating: base samples", total=4)
+    ctx.phase("evaluating (judge and CLIP)", total=4)
     before = BASE_MEASUREMENTS.get(base, "base", concept, seeds, ctx, lambda: measure(base, base.generator, concept,
                                                                                        seeds, ctx))
     ctx.step(1)
