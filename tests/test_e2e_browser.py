@@ -118,7 +118,7 @@ def test_generate_unlearn_and_compare_in_a_real_browser(server, browser):
     assert (ARTIFACTS / "e2e.png").stat().st_size > 10_000
 
 
-def test_gan_tab_shows_the_edit_first_then_the_judge_verdict_and_the_attack_evidence(server, browser):
+def test_gan_tab_shows_the_edit_first_then_the_judge_verdict(server, browser):
     """The embedded GAN preset, defaults: the edited gallery appears before the metrics are final, and the
     metrics table gives the judge's verdict beside CLIP's (the lesson test below runs an attack)."""
     from selenium.webdriver.common.by import By
