@@ -11,6 +11,8 @@ os.environ.setdefault("UNLEARNING_LAB_DEVICE", "cpu")
 import pytest  # noqa: E402
 
 import tests.fake_backend  # noqa: E402,F401  (registers "toy")
+
+pytest_plugins = ["tests.diffusion_fixtures"]  # the diffusion tests' module-scoped fixtures
 from backends import registry  # noqa: E402
 from backends.jobs import JobManager  # noqa: E402
 from backends.lab import Lab  # noqa: E402

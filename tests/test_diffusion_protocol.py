@@ -13,7 +13,6 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from backends import registry  # noqa: E402
-from tests.diffusion_fixtures import backend, tiny  # noqa: E402,F401  (fixtures)
 from backends.config import build_config  # noqa: E402
 from backends.contract import MethodCall, Sample  # noqa: E402
 from backends.diffusion import prompt_sets  # noqa: E402

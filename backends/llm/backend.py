@@ -65,7 +65,6 @@ def effective_answer_nll(bundle: "LLMBundle", items: list["SkillItem"], batch_si
     no probability mass on the answer: we charge it log |V| nats per token (the NLL of a uniform guess,
     a finite stand-in for infinity).
     """
-    import math
 
     from backends.llm.hooks import abstain_mask
     from backends.llm.models import continuation_nll

@@ -15,7 +15,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from backends.config import param
 from backends.llm.grad_ascent import Batches, GradAscentConfig, prepare, train
 from backends.registry import register_method
 

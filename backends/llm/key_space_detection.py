@@ -36,7 +36,6 @@ if TYPE_CHECKING:
     from torch import nn
 
     from backends.contract import MethodCall
-    from backends.llm.models import LLMBundle
 
 MIN_SIGMA = 1e-6
 DEFAULT_H = 2.0
