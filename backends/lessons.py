@@ -67,10 +67,13 @@ LESSONS: dict[str, Lesson] = {lesson.name: lesson for lesson in (
         "llm", "Make a language model refuse Python coding", "llm", "smollm2_embedded",
         "Key Space Detection watches one layer of the model: when a request looks like the Python requests it "
         "was shown, the model refuses. Does it catch requests worded differently?",
-        (Step("Ask both skills", "One request per skill, answered by the model.", "generate",
+        (Step("Ask each skill", "One request per skill, answered by the model.", "generate",
               values={"per_skill": 1, "max_new_tokens": 48}),
-         Step("Forget Python coding", "Fit the detector on Python requests (no training).", "unlearn",
-              "key_space_detection", {"forget_skill": "python_coding", "eval_items": 16}),
+         Step("Forget Python coding", "Fit the detector on Python requests (no training), then score 6 held-out "
+                                      "requests per split on Python and on factual questions (a quick check: wide "
+                                      "intervals).", "unlearn",
+              "key_space_detection", {"forget_skill": "python_coding", "retain_skills": ("factual_qa",),
+                                      "eval_items": 6}),
          Step("Attack: reword the requests", "Ask the same Python tasks in other words and count the escapes.",
               "attack", "paraphrase", {"forget_skill": "python_coding", "items": 8, "score_answers": False})),
         verdict_metric="python_coding score", attack_metric="best rewrite answered",
