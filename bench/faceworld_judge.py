@@ -32,9 +32,11 @@ def world_frequencies(n: int = 20_000, seed: int = WORLD_SEED) -> dict[str, np.n
 
 
 def judged_frequencies(classes: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """attr -> (V,) share of images the judge assigns to each value."""
     from backends.faceworld import world
+    from backends.gan.metrics import value_rates
 
-    return {a: np.bincount(c, minlength=len(world.ATTRIBUTES[a])) / len(c) for a, c in classes.items()}
+    return {a: value_rates(c, len(world.ATTRIBUTES[a])) / 100 for a, c in classes.items()}
 
 
 def run() -> Iterator[dict]:

@@ -61,7 +61,9 @@ def judge_scores(base, before, generator, concept, attack: bool = True) -> dict[
     """Judge and CLIP ratios, collateral, redistribution error and latent attack success of ``generator``."""
     from backends.config import build_config
     from backends.gan import attacks
-    from backends.gan.backend import judge_collateral, measure, redistribution, redistribution_error, seeds_from
+    from backends.gan.backend import (
+        judge_collateral, measure, redistribution, redistribution_error, seeds_from, worst_collateral_pts,
+    )
 
     after = measure(base, generator, concept, seeds_from(EVAL_SEED0, SAMPLES))
     collateral = judge_collateral(before, after, skip=concept.attribute)
@@ -70,7 +72,7 @@ def judge_scores(base, before, generator, concept, attack: bool = True) -> dict[
         "judge_presence_ratio": float(after.judge_mask.mean() / max(before.judge_mask.mean(), 1e-9)),
         "judge_presence_after": float(after.judge_mask.mean() * 100),
         "clip_presence_ratio": after.clip_presence / max(before.clip_presence, 1e-9),
-        "judge_collateral_max_pts": max(abs(float(a.mean() - b.mean())) * 100 for _, b, a in collateral.values()),
+        "judge_collateral_max_pts": worst_collateral_pts(collateral),
         "redistribution_err_pts": redistribution_error(after, concept, reference),
     }
     if attack:
@@ -80,19 +82,13 @@ def judge_scores(base, before, generator, concept, attack: bool = True) -> dict[
     return scores
 
 
-_GOLD: dict[str, object] = {}
-
-
 def gold_of(base, concept):
-    """The gold model's measurement on the evaluation seeds (cached), or None."""
-    from backends.gan.backend import measure, seeds_from
+    """The gold model's measurement on the evaluation seeds (the backend's per-server cache), or None."""
+    from backends.gan.backend import BASE_MEASUREMENTS, gold_measurement, seeds_from
 
-    if concept.attribute not in base.gold:
-        return None
-    if concept.attribute not in _GOLD:
-        _GOLD[concept.attribute] = measure(base, base.gold[concept.attribute](), concept,
-                                           seeds_from(EVAL_SEED0, SAMPLES))
-    return _GOLD[concept.attribute]
+    seeds = seeds_from(EVAL_SEED0, SAMPLES)
+    return BASE_MEASUREMENTS.get(base, "gold", concept, seeds, _context(),
+                                 lambda: gold_measurement(base, concept, seeds, _context()))
 
 
 def run(methods: tuple[str, ...] = METHODS, concept_texts: tuple[str, ...] = CONCEPTS,

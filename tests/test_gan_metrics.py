@@ -55,9 +55,10 @@ def test_collateral_reports_the_most_changed_value_per_other_attribute():
 def test_perceptual_distance_is_zero_for_identical_images_and_grows_with_change(encoder):
     gen = torch.Generator().manual_seed(0)
     images = torch.rand(6, 3, 16, 16, generator=gen) * 2 - 1
-    assert np.allclose(metrics.perceptual_distance(encoder, images, images), 0.0)
-    small = metrics.perceptual_distance(encoder, images, (images + 0.05).clamp(-1, 1))
-    large = metrics.perceptual_distance(encoder, images, -images)
+    clip_blocks = lambda x: encoder.encode_images_with_features(x)[1]  # noqa: E731
+    assert np.allclose(metrics.perceptual_distance(clip_blocks, images, images), 0.0)
+    small = metrics.perceptual_distance(clip_blocks, images, (images + 0.05).clamp(-1, 1))
+    large = metrics.perceptual_distance(clip_blocks, images, -images)
     assert (small > 0).all() and (large > small).all()
 
 

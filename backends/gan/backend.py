@@ -229,7 +229,8 @@ def evaluation_rows(base: GanModel, edited: GanModel, concept: Concept, samples:
     floor = BASE_MEASUREMENTS.get(base, "base", concept, floor_seeds, ctx,
                                   lambda: measure(base, base.generator, concept, floor_seeds, ctx))
     ctx.step(3)
-    gold = BASE_MEASUREMENTS.get(base, "gold", concept, seeds, ctx, lambda: gold_measurement(base, concept, seeds, ctx))
+    gold = BASE_MEASUREMENTS.get(base, "gold", concept, seeds, ctx, lambda: gold_measurement(base, concept, seeds,
+                                                                                               ctx))
     rows = compare_rows(base, before, after, floor, concept, gold=gold)
     ctx.step(4)
     if gold is not None:
@@ -340,6 +341,11 @@ def redistribution_error(after: Measurement, concept: Concept, reference: dict[s
                for v, ref in reference.items())
 
 
+def worst_collateral_pts(changes: dict[str, tuple[int, np.ndarray, np.ndarray]]) -> float:
+    """Largest rate change (points) over :func:`judge_collateral`'s values."""
+    return max((abs(float(a.mean() - b.mean())) * 100 for _, b, a in changes.values()), default=0.0)
+
+
 def judge_collateral(before: Measurement, after: Measurement, skip: str | None) -> dict[str, tuple[int, np.ndarray, np.ndarray]]:
     """For each attribute but ``skip``: (value index with the largest rate change by the judge, its masks
     before and after)."""
@@ -397,7 +403,7 @@ def compare_rows(base: GanModel, before: Measurement, after: Measurement, floor:
                                       redistribution_error(after, concept, reference), unit="pts", better="lower",
                                       help=f"Largest |after - reference| over the values above; reference: {what}."))
         changes = judge_collateral(before, after, skip=concept.attribute)
-        worst = max((abs(float(a.mean() - b.mean()) * 100) for _, b, a in changes.values()), default=0.0)
+        worst = worst_collateral_pts(changes)
         rows.append(MetricRow(f"{prefix}collateral damage (max, judge)", 0.0, worst, unit="pts", better="lower",
                               n=len(before.judge_mask),
                               help="Largest change of any other attribute value's rate, by the judge."))
@@ -413,8 +419,8 @@ def compare_rows(base: GanModel, before: Measurement, after: Measurement, floor:
                                    "'before' is the sampling-noise floor (two base samples with other seeds)."))
         if not prefix:
             keep = ~before.judge_mask
-            distance = (float(metrics.judge_perceptual_distance(base.judge, before.images[keep],
-                                                                after.images[keep]).mean())
+            distance = (float(metrics.perceptual_distance(base.judge.feature_maps, before.images[keep],
+                                                          after.images[keep]).mean())
                         if keep.any() else None)
             rows.append(MetricRow("perceptual distance (samples without the concept)", 0.0, distance,
                                   better="lower", n=int(keep.sum()),

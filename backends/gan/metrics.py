@@ -13,15 +13,12 @@
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
 if TYPE_CHECKING:
     import torch
-
-    from backends.faceworld.judge import FaceWorldJudge
-    from backends.gan.encoders import ImageTextEncoder
 
 
 def wasserstein1(before: np.ndarray, after: np.ndarray) -> float:
@@ -70,29 +67,19 @@ def feature_distance(features_a: list["torch.Tensor"], features_b: list["torch.T
     return total / len(features_a)
 
 
-def perceptual_distance(encoder: "ImageTextEncoder", images_a: "torch.Tensor",
+def perceptual_distance(feature_maps: Callable[["torch.Tensor"], list["torch.Tensor"]], images_a: "torch.Tensor",
                         images_b: "torch.Tensor", batch_size: int = 128) -> np.ndarray:
-    """Unweighted-LPIPS proxy between aligned image pairs (no grad). (N,) numpy"""
+    """Unweighted-LPIPS proxy between aligned image pairs, on the activations ``feature_maps(images)``
+    returns (no grad). The GAN tab passes the judge's conv features, which no method optimises; the CLIP
+    blocks (:meth:`ImageTextEncoder.encode_images_with_features`) are what Text-to-Unlearn's perceptual
+    loss minimises. (N,) numpy"""
     import torch
 
     out = []
     with torch.no_grad():
         for i in range(0, len(images_a), batch_size):
             a, b = images_a[i:i + batch_size], images_b[i:i + batch_size]
-            _, fa = encoder.encode_images_with_features(a)
-            _, fb = encoder.encode_images_with_features(b)
-            out.append(feature_distance(fa, fb, a, b).cpu().numpy())
-    return np.concatenate(out) if out else np.zeros(0)
-
-
-def judge_perceptual_distance(judge: "FaceWorldJudge", images_a: "torch.Tensor", images_b: "torch.Tensor",
-                              batch_size: int = 250) -> np.ndarray:
-    """The same unweighted-LPIPS-style distance on the judge's conv features, which no method optimises
-    (the CLIP version above is what Text-to-Unlearn's perceptual loss minimises). (N,) numpy"""
-    out = [feature_distance(judge.feature_maps(images_a[i:i + batch_size]),
-                            judge.feature_maps(images_b[i:i + batch_size]),
-                            images_a[i:i + batch_size], images_b[i:i + batch_size]).cpu().numpy()
-           for i in range(0, len(images_a), batch_size)]
+            out.append(feature_distance(feature_maps(a), feature_maps(b), a, b).cpu().numpy())
     return np.concatenate(out) if out else np.zeros(0)
 
 
