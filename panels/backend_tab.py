@@ -61,6 +61,30 @@ def _error_text(exc: Exception) -> str:
     return f"Internal error ({type(exc).__name__}): {exc}"
 
 
+def stream_job(start: Callable[[], Any], on_done: Callable[[Any], list[Any]], live: Callable[[Any], list[Any]],
+               n_outputs: int) -> Iterator[list[Any]]:
+    """Start a job, stream its progress every POLL_SECONDS, then show its result. Every yield is
+    [status HTML, *the other ``n_outputs - 1`` outputs]; a failed start or result is one clear message."""
+    keep = [gr.update()] * (n_outputs - 1)
+    try:
+        job = start()
+    except Exception as exc:  # noqa: BLE001
+        yield [fmt.message_html(_error_text(exc), "error"), *keep]
+        return
+    while True:
+        state = job.wait(POLL_SECONDS)
+        if state.is_finished:
+            break
+        yield [fmt.progress_html(state), *live(state)]
+    if state.status != "done":
+        yield [fmt.progress_html(state), *live(state)]
+        return
+    try:
+        yield [fmt.progress_html(state), *on_done(state)]
+    except Exception as exc:  # noqa: BLE001
+        yield [fmt.message_html(_error_text(exc), "error"), *keep]
+
+
 class BackendTab:
     """One tab of the app for one registered backend."""
 
@@ -272,28 +296,6 @@ class BackendTab:
         except Exception as exc:  # noqa: BLE001
             yield [fmt.message_html(_error_text(exc), "error"), *no_change]
 
-    def _stream(self, start: Callable[[], Any], on_done: Callable[[Any], list[Any]],
-                live: Callable[[Any], list[Any]], n_outputs: int) -> Iterator[list[Any]]:
-        """Start a job, stream its progress every POLL_SECONDS, then show its result."""
-        keep = [gr.update()] * (n_outputs - 1)
-        try:
-            job = start()
-        except Exception as exc:  # noqa: BLE001
-            yield [fmt.message_html(_error_text(exc), "error"), *keep]
-            return
-        while True:
-            state = job.wait(POLL_SECONDS)
-            if state.is_finished:
-                break
-            yield [fmt.progress_html(state), *live(state)]
-        if state.status != "done":
-            yield [fmt.progress_html(state), *live(state)]
-            return
-        try:
-            yield [fmt.progress_html(state), *on_done(state)]
-        except Exception as exc:  # noqa: BLE001
-            yield [fmt.message_html(_error_text(exc), "error"), *keep]
-
     def on_run(self, data: dict, request: gr.Request) -> Iterator[list[Any]]:
         session, preset, method = _session(request), data[self.c["preset"]], data[self.c["method"]]
         n_keep = 3  # status, pick, gallery
@@ -323,7 +325,7 @@ class BackendTab:
                     fmt.runs_markdown(self.lab.runs(session, self.name, preset)),
                     *self._gallery_update(session, preset, data)]
 
-        yield from self._stream(start, done, live, 5 + n_keep)
+        yield from stream_job(start, done, live, 5 + n_keep)
 
     def on_attack(self, data: dict, request: gr.Request) -> Iterator[list[Any]]:
         session, preset, attack = _session(request), data[self.c["preset"]], data[self.c["attack"]]
@@ -346,7 +348,7 @@ class BackendTab:
                     gr.update(value=rows, headers=headers) if headers else [],
                     result.explanation, fmt.attack_items(result.samples)]
 
-        yield from self._stream(start, done, live, 6)
+        yield from stream_job(start, done, live, 6)
 
     def on_cancel(self, request: gr.Request) -> str:
         if self.lab.cancel(_session(request)):

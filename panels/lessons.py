@@ -12,7 +12,7 @@ import gradio as gr
 from backends import lessons, registry
 from backends.lab import Lab
 from panels import formatters as fmt
-from panels.backend_tab import POLL_SECONDS, _error_text, _session
+from panels.backend_tab import _error_text, _session, stream_job
 
 STEPS = 3
 
@@ -102,37 +102,39 @@ class LessonsTab:
     def on_step(self, name: str, index: int, results: dict, request: gr.Request) -> Iterator[list[Any]]:
         lesson, session = lessons.LESSONS[name], _session(request)
         step = lesson.steps[index]
-        keep = [gr.update()] * 6
+        keep = [gr.update()] * 4  # metrics, attack summary, attack note, attack images
         results = dict(results or {})
-        try:
+        if step.action == "generate":
+            try:
+                self.lab.load(lesson.backend, lesson.preset)
+                edited = " and your edit" if self.lab.has_edit(session, lesson.backend, lesson.preset) else ""
+                yield [fmt.message_html(f"Step {index + 1} done: samples of the base model{edited}.", "done"),
+                       *self._samples(session, lesson), *keep, results]
+            except Exception as exc:  # noqa: BLE001
+                yield [fmt.message_html(_error_text(exc), "error"), gr.update(), gr.update(), *keep, results]
+            return
+        shown = []  # set once the edited samples are on screen (edit first)
+
+        def start():
             self.lab.load(lesson.backend, lesson.preset)
-            if step.action == "generate":
-                yield [fmt.message_html(f"Step {index + 1} done: samples of the base model"
-                                        f"{' and your edit' if self.lab.has_edit(session, lesson.backend, lesson.preset) else ''}.",
-                                        "done"), *self._samples(session, lesson), *keep[2:], results]
-                return
-            start = self.lab.start_unlearning if step.action == "unlearn" else self.lab.start_attack
-            job = start(session, lesson.backend, lesson.preset, step.name, step.values)
-        except Exception as exc:  # noqa: BLE001
-            yield [fmt.message_html(_error_text(exc), "error"), *keep, results]
-            return
-        shown = False
-        while True:
-            state = job.wait(POLL_SECONDS)
-            if step.action == "unlearn" and state.edit_ready and not shown:  # edit first
-                shown = True
-                yield [fmt.progress_html(state), *self._samples(session, lesson), *keep[2:], results]
-            elif not state.is_finished:
-                yield [fmt.progress_html(state), *keep, results]
-            if state.is_finished:
-                break
-        if state.status != "done":
-            yield [fmt.progress_html(state), *keep, results]
-            return
-        if step.action == "unlearn":
-            results["metrics"] = state.result.metrics
-            yield [fmt.progress_html(state), *keep[:2], fmt.metric_rows(state.result.metrics), *keep[3:], results]
-        else:
+            begin = self.lab.start_unlearning if step.action == "unlearn" else self.lab.start_attack
+            return begin(session, lesson.backend, lesson.preset, step.name, step.values)
+
+        def samples_once(state) -> list[Any]:
+            if step.action == "unlearn" and state.edit_ready and not shown:
+                shown.append(True)
+                return self._samples(session, lesson)
+            return [gr.update(), gr.update()]
+
+        def live(state) -> list[Any]:
+            return [*samples_once(state), *keep, results]
+
+        def done(state) -> list[Any]:
+            if step.action == "unlearn":
+                results["metrics"] = state.result.metrics
+                return [*samples_once(state), fmt.metric_rows(state.result.metrics), *keep[1:], results]
             results["attack"], results["explanation"] = state.result.summary, state.result.explanation
-            yield [fmt.progress_html(state), *keep[:3], fmt.metric_rows(state.result.summary),
-                   state.result.explanation, fmt.attack_items(state.result.samples), results]
+            return [gr.update(), gr.update(), gr.update(), fmt.metric_rows(state.result.summary),
+                    state.result.explanation, fmt.attack_items(state.result.samples), results]
+
+        yield from stream_job(start, done, live, 8)
