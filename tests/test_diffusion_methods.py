@@ -97,22 +97,11 @@ def test_uce_maps_concept_keys_to_guide_and_keeps_preserved(tiny, backend):
 
 
 def test_few_esd_steps_shrink_the_concept_guidance(tiny, backend):
-    import copy
-    import dataclasses
-
-    import torch
-
     from backends.diffusion.esd import ESDConfig, run_esd_x
     from backends.diffusion.metrics import guidance_strength
+    from tests.diffusion_fixtures import text_steered
 
-    # A random tiny model barely listens to its text (eps(x, c) - eps(x, "") ~ 1e-3 of eps), which leaves
-    # ESD nothing to erase; its cross-attention values are amplified so that the prompt steers the denoiser.
-    unet = copy.deepcopy(tiny.unet)
-    with torch.no_grad():
-        for name, module in unet.named_modules():
-            if name.endswith("attn2"):
-                module.to_v.weight.mul_(30.0)
-    base = dataclasses.replace(tiny, unet=unet, _cache={})
+    base = text_steered(tiny)
     # A random model's sampling trajectory diverges, so x_t is drawn at the first step (t = 999) only.
     prompts, timesteps = ["a face wearing glasses"], (999, 950)
     config = ESDConfig(iterations=8, batch=2, lr=3e-3, eta=1.0, sampler_steps=1, reuse=1)

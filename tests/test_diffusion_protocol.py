@@ -2,7 +2,6 @@
 trains on what the metrics table reports, rates carry intervals, and the judge-free guidance metric."""
 from __future__ import annotations
 
-import copy
 import dataclasses
 import threading
 from collections import defaultdict
@@ -247,14 +246,10 @@ def test_esd_at_its_default_eta_drives_the_guidance_projection_well_below_the_ba
     from backends.diffusion.esd import ESDConfig, run_esd_x
     from backends.diffusion.metrics import guidance_projection
 
-    # A random tiny model barely listens to its text: its prompt states are mostly padding and its
-    # cross-attention values are small. Fewer token positions and louder values make the prompt steer.
-    unet = copy.deepcopy(tiny.unet)
-    with torch.no_grad():
-        for name, module in unet.named_modules():
-            if name.endswith("attn2"):
-                module.to_v.weight.mul_(30.0)
-    base = dataclasses.replace(tiny, unet=unet, max_tokens=10, _cache={})
+    from tests.diffusion_fixtures import text_steered
+
+    # A random tiny model's prompt states are mostly padding: fewer token positions make the prompt steer too.
+    base = text_steered(tiny, max_tokens=10)
     # A random model's sampling trajectory diverges, so ESD and the metric both take x_t at the first step.
     config = ESDConfig(iterations=8, batch=2, lr=3e-3, sampler_steps=1, reuse=1)
     assert config.eta == ESDConfig().eta
