@@ -2,7 +2,7 @@
 FaceWorld attribute judge (never by the CLIP the methods optimise through), beside the gold standard.
 
 Every method runs with method seeds SEEDS at 1 and 2 torch threads (a result that flips with the thread count
-is a bug, not noise). Each run is judged on SAMPLES evaluation seeds (1,000,000..), disjoint from the gallery
+is a bug, not noise; ``BENCH_THREADS=N`` runs at N threads only). Each run is judged on SAMPLES evaluation seeds (1,000,000..), disjoint from the gallery
 (0..), the methods' own latent draws (torch.Generator(seed)) and the methods' base check (3,000,000..).
 For <method> in text_to_unlearn, adapt_then_unlearn and <concept> in glasses, smiling:
   gan.<m>.<c>.judge_presence_ratio      judge presence after / before, mean of the seeds at 2 threads (<= 0.10)
@@ -25,6 +25,7 @@ MAX_PICKS samples that show the concept (the gallery's labels: the judge's, as a
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 from collections.abc import Iterator
@@ -35,7 +36,8 @@ SAMPLES = 2000
 CONCEPTS = ("glasses", "smiling")
 METHODS = ("text_to_unlearn", "adapt_then_unlearn")
 SEEDS = (0, 1, 2)
-THREADS = (1, 2)
+#: Torch thread counts every method runs at; BENCH_THREADS=N measures at N only.
+THREADS = (int(os.environ["BENCH_THREADS"]),) if os.environ.get("BENCH_THREADS") else (1, 2)
 PICK_POOL = 64
 MAX_PICKS = 12
 EVAL_SEED0 = 1_000_000
@@ -67,13 +69,13 @@ def judge_scores(base, before, generator, concept, attack: bool = True) -> dict[
 
     after = measure(base, generator, concept, seeds_from(EVAL_SEED0, SAMPLES))
     collateral = judge_collateral(before, after, skip=concept.attribute)
-    _, reference, _ = redistribution(before, after, concept, gold_of(base, concept))
+    masks, reference, _ = redistribution(before, after, concept, gold_of(base, concept))
     scores = {
         "judge_presence_ratio": float(after.judge_mask.mean() / max(before.judge_mask.mean(), 1e-9)),
         "judge_presence_after": float(after.judge_mask.mean() * 100),
         "clip_presence_ratio": after.clip_presence / max(before.clip_presence, 1e-9),
         "judge_collateral_max_pts": worst_collateral_pts(collateral),
-        "redistribution_err_pts": redistribution_error(after, concept, reference),
+        "redistribution_err_pts": redistribution_error(masks, reference),
     }
     if attack:
         search_config = build_config(attacks.LatentSearchConfig, {"concept": concept.text})

@@ -332,13 +332,9 @@ def redistribution(before: Measurement, after: Measurement, concept: Concept,
     return masks, reference, "the base's rates renormalised without the concept"
 
 
-def redistribution_error(after: Measurement, concept: Concept, reference: dict[str, float]) -> float:
-    """Largest |rate after - reference| over the concept attribute's other values, in points."""
-    from backends.faceworld import world
-
-    values = world.ATTRIBUTES[concept.attribute]
-    return max(abs(float((after.judge_classes[concept.attribute] == values.index(v)).mean() * 100) - ref)
-               for v, ref in reference.items())
+def redistribution_error(masks: dict[str, tuple[np.ndarray, np.ndarray]], reference: dict[str, float]) -> float:
+    """Largest |rate after - reference| over :func:`redistribution`'s values, in points."""
+    return max(abs(float(after.mean() * 100) - reference[value]) for value, (_, after) in masks.items())
 
 
 def worst_collateral_pts(changes: dict[str, tuple[int, np.ndarray, np.ndarray]]) -> float:
@@ -400,7 +396,7 @@ def compare_rows(base: GanModel, before: Measurement, after: Measurement, floor:
                                           f"{reference[value]:.1f}%."))
             if not prefix:
                 rows.append(MetricRow("redistribution error (largest gap to the reference)", None,
-                                      redistribution_error(after, concept, reference), unit="pts", better="lower",
+                                      redistribution_error(masks, reference), unit="pts", better="lower",
                                       help=f"Largest |after - reference| over the values above; reference: {what}."))
         changes = judge_collateral(before, after, skip=concept.attribute)
         worst = worst_collateral_pts(changes)
