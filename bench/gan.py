@@ -2,7 +2,8 @@
 FaceWorld attribute judge (never by the CLIP the methods optimise through), beside the gold standard.
 
 Every method runs with method seeds SEEDS at 1 and 2 torch threads (a result that flips with the thread count
-is a bug, not noise; ``BENCH_THREADS=N`` runs at N threads only). Each run is judged on SAMPLES evaluation seeds (1,000,000..), disjoint from the gallery
+is a bug, not noise; ``BENCH_THREADS=N`` runs at N threads only, evaluation included). Each run is judged on
+SAMPLES evaluation seeds (1,000,000..), disjoint from the gallery
 (0..), the methods' own latent draws (torch.Generator(seed)) and the methods' base check (3,000,000..).
 For <method> in text_to_unlearn, adapt_then_unlearn and <concept> in glasses, smiling:
   gan.<m>.<c>.judge_presence_ratio      judge presence after / before, mean of the seeds at 2 threads (<= 0.10)
