@@ -42,17 +42,17 @@ class Lab:
         return f"{title} ready" if was_loaded else f"{title} loaded in {time.time() - start:.1f} s"
 
     def preload(self, backends: list[str]) -> threading.Thread:
-        """Load each backend's default (first offline) preset in a background thread, one after another, so
+        """Load each backend's default preset (:func:`registry.default_preset`) in a background thread, one after another, so
         the first Generate does not wait for a load; failures are logged, never raised (the page is up)."""
         def work() -> None:
             for backend in backends:
-                offline = [name for name, spec in registry.presets(backend).items() if spec.offline]
-                if not offline:
+                preset = registry.default_preset(backend)
+                if preset is None:
                     continue
                 try:
-                    log.info("preloaded %s", self.load(backend, offline[0]))
+                    log.info("preloaded %s", self.load(backend, preset))
                 except Exception:  # noqa: BLE001 - a preset that cannot load says so when a visitor asks
-                    log.exception("preloading %s/%s failed", backend, offline[0])
+                    log.exception("preloading %s/%s failed", backend, preset)
 
         thread = threading.Thread(target=work, name="preload", daemon=True)
         thread.start()

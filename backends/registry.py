@@ -85,6 +85,16 @@ def preset(backend_name: str, name: str) -> PresetSpec:
     return _lookup(_presets.get(backend_name, {}), name, f"{backend_name} preset")
 
 
+#: Presets of tiny random models for tests, never a tab's default.
+TEST_PRESETS = ("tiny",)
+
+
+def default_preset(backend_name: str) -> str | None:
+    """The embedded default: the first offline preset that is not a test preset (None when there is none)."""
+    return next((name for name, spec in presets(backend_name).items()
+                 if spec.offline and name not in TEST_PRESETS), None)
+
+
 def methods(backend_name: str) -> dict[str, MethodSpec]:
     return dict(_methods.get(backend_name, {}))
 

@@ -29,17 +29,16 @@ def visible_presets(backend: str) -> list[tuple[str, str]]:
     show_tests = os.environ.get("UNLEARNING_LAB_SHOW_TEST_PRESETS") == "1"
     items = []
     for name, spec in registry.presets(backend).items():
-        if name == "tiny" and not show_tests:
+        if name in registry.TEST_PRESETS and not show_tests:
             continue
         items.append((f"{spec.title} · {'offline' if spec.offline else 'downloads from the Hub'}", name))
     return items
 
 
 def default_preset(backend: str) -> str | None:
-    """The first offline preset shown (the embedded default), else the first shown."""
+    """The registry's embedded default, else the first preset shown."""
     shown = [name for _, name in visible_presets(backend)]
-    offline = [n for n in shown if registry.preset(backend, n).offline]
-    return (offline or shown or [None])[0]
+    return registry.default_preset(backend) or (shown or [None])[0]
 
 
 def _session(request: gr.Request | None) -> str:

@@ -80,5 +80,5 @@ def test_preload_loads_each_backends_default_offline_preset_in_the_background(la
     assert not thread.is_alive()
     from backends import registry
 
-    default = next(name for name, spec in registry.presets("toy").items() if spec.offline)
-    assert lab.store.is_loaded("toy", default)
+    assert registry.default_preset("toy") == "toy"
+    assert lab.store.is_loaded("toy", "toy")
