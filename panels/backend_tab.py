@@ -114,7 +114,7 @@ class BackendTab:
         with gr.Accordion("1 · Generate (before / after, same seeds)", open=True):
             with gr.Row():
                 with gr.Column(scale=1, min_width=280):
-                    self.gen_controls = render_config(be.generate_config)
+                    self.gen_controls = render_config(be.generate_config, f"{self.name}-gen")
                     c["generate"] = gr.Button("Generate", variant="primary", elem_id=f"{self.name}-generate")
                 with gr.Column(scale=3):
                     if be.output == "image":
@@ -150,7 +150,7 @@ class BackendTab:
                     for name, spec in self.methods.items():
                         with gr.Group(visible=name == first) as group:
                             gr.Markdown(self._describe(spec))
-                            self.method_controls[name] = render_config(spec.config)
+                            self.method_controls[name] = render_config(spec.config, f"{self.name}-{name}")
                         self.method_groups[name] = group
                     with gr.Row():
                         c["run"] = gr.Button("Unlearn", variant="primary", elem_id=f"{self.name}-run")
@@ -181,7 +181,7 @@ class BackendTab:
                     for name, spec in self.attacks.items():
                         with gr.Group(visible=name == first_attack) as group:
                             gr.Markdown(self._describe(spec))
-                            self.attack_controls[name] = render_config(spec.config)
+                            self.attack_controls[name] = render_config(spec.config, f"{self.name}-{name}")
                         self.attack_groups[name] = group
                     with gr.Row():
                         c["attack_run"] = gr.Button("Run attack", variant="primary",
@@ -214,13 +214,15 @@ class BackendTab:
 
     # listen ------------------------------------------------------------------------------
     def listen(self) -> None:
-        c = self.c
+        """Wire the events; each has the stable API name ``<backend>_<action>`` (e.g. ``gan_run``)."""
+        c, api = self.c, self.name
         gen_inputs = {c["preset"], *self.gen_controls.values()}
         gallery_outputs = [c["status"], c["pick"], c["gallery"] if "gallery" in c else c["texts"]]
 
-        c["preset"].change(self.on_preset, [c["preset"]], [c["status"], c["runs"], c["pick"]])
-        c["load"].click(self.on_load, [c["preset"]], [c["status"]])
-        c["generate"].click(self.on_generate, gen_inputs, gallery_outputs)
+        c["preset"].change(self.on_preset, [c["preset"]], [c["status"], c["runs"], c["pick"]],
+                           api_name=f"{api}_preset")
+        c["load"].click(self.on_load, [c["preset"]], [c["status"]], api_name=f"{api}_load")
+        c["generate"].click(self.on_generate, gen_inputs, gallery_outputs, api_name=f"{api}_generate")
 
         c["method"].change(lambda m: [gr.update(visible=n == m) for n in self.method_groups],
                            [c["method"]], list(self.method_groups.values()), queue=False)
@@ -231,24 +233,27 @@ class BackendTab:
             ctrl for controls in self.method_controls.values() for ctrl in controls.values()}
         c["run"].click(self.on_run, method_inputs,
                        [c["progress"], c["curve"], c["log"], c["metrics"], c["runs"], *gallery_outputs],
-                       concurrency_limit=None, show_progress="hidden")
-        c["cancel"].click(self.on_cancel, None, [c["progress"]], queue=False)
+                       concurrency_limit=None, show_progress="hidden", api_name=f"{api}_run")
+        c["cancel"].click(self.on_cancel, None, [c["progress"]], queue=False, api_name=f"{api}_cancel")
 
         attack_inputs = {c["preset"], c["attack"], c["pick"]} | {
             ctrl for controls in self.attack_controls.values() for ctrl in controls.values()}
         c["attack_run"].click(self.on_attack, attack_inputs,
                               [c["attack_progress"], c["attack_summary"], c["attack_chart"], c["attack_table"],
                                c["attack_note"], c["attack_images"]],
-                              concurrency_limit=None, show_progress="hidden")
-        c["attack_cancel"].click(self.on_cancel, None, [c["attack_progress"]], queue=False)
+                              concurrency_limit=None, show_progress="hidden", api_name=f"{api}_attack")
+        c["attack_cancel"].click(self.on_cancel, None, [c["attack_progress"]], queue=False,
+                                 api_name=f"{api}_attack_cancel")
 
         if "chat_btn" in c:
             chat_inputs = [c["preset"], c["chat_in"]]
-            c["chat_btn"].click(self.on_chat, chat_inputs, [c["chat_base"], c["chat_edit"], c["status"]])
+            c["chat_btn"].click(self.on_chat, chat_inputs, [c["chat_base"], c["chat_edit"], c["status"]],
+                               api_name=f"{api}_chat")
             c["chat_in"].submit(self.on_chat, chat_inputs, [c["chat_base"], c["chat_edit"], c["status"]])
-        c["map_btn"].click(self.on_map, gen_inputs | {c["map_view"]}, [c["map"], c["status"]])
-        c["reset"].click(self.on_reset, gen_inputs, [c["runs"], *gallery_outputs])
-        c["export"].click(self.on_export, [c["preset"]], [c["files"], c["status"]])
+        c["map_btn"].click(self.on_map, gen_inputs | {c["map_view"]}, [c["map"], c["status"]],
+                           api_name=f"{api}_map")
+        c["reset"].click(self.on_reset, gen_inputs, [c["runs"], *gallery_outputs], api_name=f"{api}_reset")
+        c["export"].click(self.on_export, [c["preset"]], [c["files"], c["status"]], api_name=f"{api}_export")
 
     # callbacks ---------------------------------------------------------------------------
     def _gen_values(self, data: dict) -> dict[str, Any]:

@@ -8,9 +8,9 @@ import gradio as gr
 from backends.config import FieldSpec, field_specs
 
 
-def control_for(spec: FieldSpec) -> gr.components.Component:
+def control_for(spec: FieldSpec, elem_id: str | None = None) -> gr.components.Component:
     """One input component for a config field."""
-    common = dict(label=spec.label, info=spec.help)
+    common = dict(label=spec.label, info=spec.help, elem_id=elem_id)
     if spec.widget == "bool":
         return gr.Checkbox(value=spec.default, **common)
     if spec.widget in ("int", "float"):
@@ -29,17 +29,18 @@ def control_for(spec: FieldSpec) -> gr.components.Component:
     raise TypeError(f"no control for widget {spec.widget!r}")
 
 
-def render_config(config_cls: type) -> dict[str, gr.components.Component]:
-    """Controls for every field except ``picked`` ones (those come from the gallery picker).
+def render_config(config_cls: type, elem_prefix: str) -> dict[str, gr.components.Component]:
+    """Controls for every field except ``picked`` ones (those come from the gallery picker), each with
+    the element id ``<elem_prefix>-<field name>`` (browser tests and API clients find fields by it).
 
     Fields marked ``advanced`` go into a collapsed accordion.
     """
     specs = [s for s in field_specs(config_cls) if s.widget != "picked"]
-    controls = {s.name: control_for(s) for s in specs if not s.advanced}
+    controls = {s.name: control_for(s, f"{elem_prefix}-{s.name}") for s in specs if not s.advanced}
     advanced = [s for s in specs if s.advanced]
     if advanced:
         with gr.Accordion("Advanced settings", open=False):
-            controls.update({s.name: control_for(s) for s in advanced})
+            controls.update({s.name: control_for(s, f"{elem_prefix}-{s.name}") for s in advanced})
     return controls
 
 
