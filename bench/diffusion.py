@@ -119,18 +119,35 @@ def _rows(prefix: str, concept: str, before, after, train_after, seconds: float 
     yield {"name": f"{prefix}.attack_asr", "value": round(asr, 4), "unit": "fraction"}
 
 
+def run_method(be, base, method: str, concept: str, overrides: dict | None = None) -> tuple:
+    """(edited copy of ``base``, seconds) after the registered ``method`` on ``concept`` with its defaults,
+    or ``overrides`` of them; few-shot forget images are picked automatically (:func:`_picked`)."""
+    import dataclasses
+
+    from backends import registry
+    from backends.config import build_config
+    from backends.contract import MethodCall
+
+    spec = registry.method("diffusion", method)
+    values = {"concept": concept, **(overrides or {})}
+    picked = []
+    if "forget_images" in {f.name for f in dataclasses.fields(spec.config)}:
+        picked = _picked(base, concept)
+        values["forget_images"] = tuple(range(len(picked)))
+    edited = be.clone(base)
+    started = time.time()
+    spec.run(MethodCall(be, base, edited, build_config(spec.config, values), _ctx(), picked))
+    return edited, time.time() - started
+
+
 def run(methods: tuple[str, ...] | None = None, concepts: tuple[str, ...] | None = None, gold_standard: bool = True,
         prompts: int = EVAL_PROMPTS, seeds: int = EVAL_SEEDS,
         attack_targets: int = ATTACK["prompts"] * ATTACK["seeds"]) -> Iterator[dict]:
     """Every registered method (or ``methods``) on its concepts (or ``concepts``)."""
-    import dataclasses
-
     import torch
 
     import backends.diffusion  # noqa: F401
     from backends import registry
-    from backends.config import build_config
-    from backends.contract import MethodCall
     from backends.device import pick_device
     from backends.diffusion.evaluation import score_models
 
@@ -152,16 +169,7 @@ def run(methods: tuple[str, ...] | None = None, concepts: tuple[str, ...] | None
         before, _, train_before, _ = scores([], concept)
         yield from _presence_rows(f"diffusion.base.{_key(concept)}", before, train_before)
         for method in (m for m, c in plan if c == concept):
-            spec = registry.method("diffusion", method)
-            values = {"concept": concept}
-            picked = []
-            if "forget_images" in {f.name for f in dataclasses.fields(spec.config)}:
-                picked = _picked(base, concept)
-                values["forget_images"] = tuple(range(len(picked)))
-            edited = be.clone(base)
-            started = time.time()
-            spec.run(MethodCall(be, base, edited, build_config(spec.config, values), _ctx(), picked))
-            seconds = time.time() - started
+            edited, seconds = run_method(be, base, method, concept)
             before, (after,), _, (train_after,) = scores([edited], concept)
             asr = _attack_asr(base, edited, concept, attack_targets)
             yield from _rows(f"diffusion.{method}.{_key(concept)}", concept, before, after, train_after, seconds, asr)

@@ -260,3 +260,36 @@ def test_esd_at_its_default_eta_drives_the_guidance_projection_well_below_the_ba
     kept_by_esd = guidance_projection(base, edited, prompts, seeds, steps=1)
     assert torch.allclose(kept_by_base, torch.ones_like(kept_by_base), atol=1e-4)
     assert float(kept_by_esd.mean()) < 0.5
+
+
+# ------------------------------------------------------------------------------------------ tuning rule
+
+
+def _tuner():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "tune_diffusion.py"
+    spec = importlib.util.spec_from_file_location("tune_diffusion", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _candidate(name: str, *rows: tuple[float, float, float, float]) -> dict:
+    keys = ("presence", "base_presence", "collateral_prompt", "collateral_attr")
+    return {"overrides": {"name": name}, "rows": [dict(zip(keys, r)) for r in rows]}
+
+
+def test_tuning_rule_prefers_least_collateral_among_erasing_candidates_else_least_presence():
+    tuner = _tuner()
+    # "gentle" erases on both concepts (hat by the relative bar: 0.06 <= 0.12 * 0.6) with less collateral.
+    strong = _candidate("strong", (0.00, 1.0, 40.0, 10.0), (0.00, 0.6, 30.0, 10.0))
+    gentle = _candidate("gentle", (0.09, 1.0, 10.0, 30.0), (0.06, 0.6, 20.0, 10.0))
+    weak = _candidate("weak", (0.50, 1.0, 0.0, 0.0), (0.30, 0.6, 0.0, 0.0))
+    assert tuner.choose([weak, strong, gentle])["overrides"]["name"] == "gentle"
+    # Nobody erases on both concepts: the smallest worst-concept presence wins, whatever its collateral.
+    half = _candidate("half", (0.05, 1.0, 90.0, 90.0), (0.20, 0.6, 90.0, 90.0))
+    assert tuner.choose([weak, half])["overrides"]["name"] == "half"
+    assert set(tuner.CANDIDATES) <= set(registry.methods("diffusion"))
+    assert all(c[0] == {} for c in tuner.CANDIDATES.values())  # the current defaults are always a candidate
