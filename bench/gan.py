@@ -21,7 +21,8 @@ Adapt-then-Unlearn stands in for a user by picking, among the first PICK_POOL ga
 MAX_PICKS samples that show the concept (the gallery's labels: the judge's, as a user sees the picture).
 
 ``python -m bench --only gan.`` runs everything; ``python -m bench.gan [method ...] [concept ...]
-[--seeds 0,1,2] [--threads 1,2]`` runs a part (``gold`` scores the gold standard only).
+[--seeds 0,1,2] [--threads 1,2]`` runs a part (``gold`` scores the gold standard only). ``--split tune`` scores
+on TUNE_SAMPLES tune seeds (6,000,000..) instead, without the attack: what defaults are chosen on.
 """
 from __future__ import annotations
 
@@ -41,7 +42,7 @@ SEEDS = (0, 1, 2)
 THREADS = (int(os.environ["BENCH_THREADS"]),) if os.environ.get("BENCH_THREADS") else (1, 2)
 PICK_POOL = 64
 MAX_PICKS = 12
-EVAL_SEED0 = 1_000_000
+TUNE_SAMPLES = 500
 
 
 def _context():
@@ -60,17 +61,27 @@ def auto_picks(backend, base, concept_text: str) -> list:
     return [s for s in gallery if s.labels.get(concept.attribute) in concept.values][:MAX_PICKS]
 
 
-def judge_scores(base, before, generator, concept, attack: bool = True) -> dict[str, float]:
-    """Judge and CLIP ratios, collateral, redistribution error and latent attack success of ``generator``."""
+def scored_seeds(split: str) -> list[int]:
+    """The seeds a run is scored on: evaluation seeds (reported) or tune seeds (defaults are chosen on these)."""
+    from backends.gan.backend import EVAL_SEED0, TUNE_SEED0, seeds_from
+
+    if split not in ("eval", "tune"):
+        raise ValueError(f"split must be 'eval' or 'tune', not {split!r}")
+    return seeds_from(EVAL_SEED0, SAMPLES) if split == "eval" else seeds_from(TUNE_SEED0, TUNE_SAMPLES)
+
+
+def judge_scores(base, before, generator, concept, seeds: list[int], attack: bool = True) -> dict[str, float]:
+    """Judge and CLIP ratios, collateral, redistribution error and latent attack success of ``generator``
+    on ``seeds``."""
     from backends.config import build_config
     from backends.gan import attacks
     from backends.gan.backend import (
-        judge_collateral, measure, redistribution, redistribution_error, seeds_from, worst_collateral_pts,
+        judge_collateral, measure, redistribution, redistribution_error, worst_collateral_pts,
     )
 
-    after = measure(base, generator, concept, seeds_from(EVAL_SEED0, SAMPLES))
+    after = measure(base, generator, concept, seeds)
     collateral = judge_collateral(before, after, skip=concept.attribute)
-    masks, reference, _ = redistribution(before, after, concept, gold_of(base, concept))
+    masks, reference, _ = redistribution(before, after, concept, gold_of(base, concept, seeds))
     scores = {
         "judge_presence_ratio": float(after.judge_mask.mean() / max(before.judge_mask.mean(), 1e-9)),
         "judge_presence_after": float(after.judge_mask.mean() * 100),
@@ -85,33 +96,33 @@ def judge_scores(base, before, generator, concept, attack: bool = True) -> dict[
     return scores
 
 
-def gold_of(base, concept):
-    """The gold model's measurement on the evaluation seeds (the backend's per-server cache), or None."""
-    from backends.gan.backend import BASE_MEASUREMENTS, gold_measurement, seeds_from
+def gold_of(base, concept, seeds: list[int]):
+    """The gold model's measurement on ``seeds`` (the backend's per-server cache), or None."""
+    from backends.gan.backend import BASE_MEASUREMENTS, gold_measurement
 
-    seeds = seeds_from(EVAL_SEED0, SAMPLES)
     return BASE_MEASUREMENTS.get(base, "gold", concept, seeds, _context(),
                                  lambda: gold_measurement(base, concept, seeds, _context()))
 
 
 def run(methods: tuple[str, ...] = METHODS, concept_texts: tuple[str, ...] = CONCEPTS,
         gold_standard: bool = True, seeds: tuple[int, ...] = SEEDS,
-        threads: tuple[int, ...] = THREADS) -> Iterator[dict]:
+        threads: tuple[int, ...] = THREADS, split: str = "eval") -> Iterator[dict]:
     import torch
 
     from backends import registry
     from backends.config import build_config
     from backends.contract import MethodCall
     from backends.gan import concepts
-    from backends.gan.backend import measure, seeds_from
+    from backends.gan.backend import measure
 
     registry.load_all(("backends.gan",))
     backend = registry.backend("gan")
     base = registry.preset("gan", "faceworld").load("cpu")
+    scored = scored_seeds(split)
     for concept_text in concept_texts:
         torch.set_num_threads(max(threads))
         concept = concepts.resolve(base.encoder, concept_text)
-        before = measure(base, base.generator, concept, seeds_from(EVAL_SEED0, SAMPLES))
+        before = measure(base, base.generator, concept, scored)
         yield {"name": f"gan.base.{concept_text}.judge_presence", "value": round(float(before.judge_mask.mean()) * 100,
                                                                                    2), "unit": "%"}
         yield {"name": f"gan.base.{concept_text}.clip_presence", "value": round(before.clip_presence, 2), "unit": "%"}
@@ -128,14 +139,15 @@ def run(methods: tuple[str, ...] = METHODS, concept_texts: tuple[str, ...] = CON
                     spec.run(MethodCall(backend, base, model, config, _context(), picked))
                     seconds = time.perf_counter() - start
                     torch.set_num_threads(max(threads))
-                    scores = judge_scores(base, before, model.generator, concept)
+                    scores = judge_scores(base, before, model.generator, concept, scored, attack=split == "eval")
                     runs.append({"threads": thread_count, "seed": seed, "seconds": seconds, **scores})
                     print(f"# {method} {concept_text} seed {seed} threads {thread_count}: "
                           + ", ".join(f"{k} {v:.4g}" for k, v in scores.items()) + f", {seconds:.1f} s", flush=True)
-            yield from summarise(f"gan.{method}.{concept_text}", runs, max(threads))
-        if gold_standard and gold_of(base, concept) is not None:
+            yield from summarise(f"gan.{method}.{concept_text}", runs, max(threads), len(scored))
+        if gold_standard and gold_of(base, concept, scored) is not None:
             prefix = f"gan.gold.{concept_text}"
-            scores = judge_scores(base, before, base.gold[concept.attribute](), concept)
+            scores = judge_scores(base, before, base.gold[concept.attribute](), concept, scored,
+                                  attack=split == "eval")
             for key, value in scores.items():
                 yield {"name": f"{prefix}.{key}", "value": round(value, 4), "unit": _unit(key)}
 
@@ -145,7 +157,7 @@ def _unit(key: str) -> str:
         if "ratio" in key else "share"
 
 
-def summarise(prefix: str, runs: list[dict], main_threads: int) -> Iterator[dict]:
+def summarise(prefix: str, runs: list[dict], main_threads: int, samples: int) -> Iterator[dict]:
     """Mean at the main thread count, worst over all runs, per-thread means, median seconds."""
     main = [r for r in runs if r["threads"] == main_threads] or runs
     yield {"name": f"{prefix}.judge_presence_ratio",
@@ -162,11 +174,12 @@ def summarise(prefix: str, runs: list[dict], main_threads: int) -> Iterator[dict
            "value": round(float(np.mean([r["clip_presence_ratio"] for r in main])), 4), "unit": "ratio"}
     yield {"name": f"{prefix}.redistribution_err_pts",
            "value": round(max(r["redistribution_err_pts"] for r in runs), 2), "unit": "pts"}
-    yield {"name": f"{prefix}.latent_attack_success",
-           "value": round(float(np.mean([r["latent_attack_success"] for r in runs])), 4), "unit": "share"}
+    if all("latent_attack_success" in r for r in runs):
+        yield {"name": f"{prefix}.latent_attack_success",
+               "value": round(float(np.mean([r["latent_attack_success"] for r in runs])), 4), "unit": "share"}
     yield {"name": f"{prefix}.seconds", "value": round(statistics.median(r["seconds"] for r in main), 1),
            "unit": "s"}
-    yield {"name": f"{prefix}.n_samples", "value": SAMPLES, "unit": "samples"}
+    yield {"name": f"{prefix}.n_samples", "value": samples, "unit": "samples"}
     yield {"name": f"{prefix}.n_runs", "value": len(runs), "unit": "runs"}
 
 
@@ -177,13 +190,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("names", nargs="*", help="methods, concepts and/or 'gold'")
     parser.add_argument("--seeds", default=",".join(map(str, SEEDS)))
     parser.add_argument("--threads", default=",".join(map(str, THREADS)))
+    parser.add_argument("--split", default="eval", choices=("eval", "tune"))
     args = parser.parse_args(argv)
     named = tuple(a for a in args.names if a in METHODS)
     chosen = named or (() if "gold" in args.names else METHODS)
     for row in run(chosen, tuple(a for a in args.names if a in CONCEPTS) or CONCEPTS,
                    gold_standard="gold" in args.names or not named,
                    seeds=tuple(int(s) for s in args.seeds.split(",")),
-                   threads=tuple(int(t) for t in args.threads.split(","))):
+                   threads=tuple(int(t) for t in args.threads.split(",")), split=args.split):
         print(json.dumps(row), flush=True)
 
 

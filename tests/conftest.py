@@ -7,6 +7,8 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("UNLEARNING_LAB_DEVICE", "cpu")
+# Base evaluations stay in memory in tests (tests of the disk copy give it a temporary folder).
+os.environ.setdefault("UNLEARNING_LAB_EVAL_CACHE_MB", "0")
 
 import pytest  # noqa: E402
 

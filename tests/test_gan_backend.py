@@ -174,12 +174,29 @@ def test_base_evaluation_is_computed_once_and_keyed_by_weights_concept_and_seeds
 
     config = build_config(registry.method("gan", "text_to_unlearn").config, {"eval_samples": 24})
     first = BACKEND.evaluate(base, BACKEND.clone(base), config, context())
-    hits = BASE_MEASUREMENTS.hits
+    hits = BASE_MEASUREMENTS.store.hits
     again = BACKEND.evaluate(base, BACKEND.clone(base), config, context())
-    assert BASE_MEASUREMENTS.hits >= hits + 2, "base and noise-floor samples come from the cache"
+    assert BASE_MEASUREMENTS.store.hits >= hits + 2, "base and noise-floor samples come from the cache"
     assert [(r.name, r.before, r.after) for r in first] == [(r.name, r.before, r.after) for r in again]
-    misses = BASE_MEASUREMENTS.misses
+    misses = BASE_MEASUREMENTS.store.misses
     BACKEND.evaluate(base, BACKEND.clone(base), build_config(type(config), {"eval_samples": 25}), context())
-    assert BASE_MEASUREMENTS.misses > misses, "other seeds are measured anew"
+    assert BASE_MEASUREMENTS.store.misses > misses, "other seeds are measured anew"
     other = presets.tiny_model("cpu", seed=1)  # other weights, same preset name
     assert MeasurementCache.fingerprint(other) != MeasurementCache.fingerprint(base)
+
+
+def test_a_measurement_survives_the_disk_cache_unchanged(base):
+    import numpy as np
+
+    from backends.gan.backend import Measurement, measure, seeds_from
+
+    concept = concepts.resolve(base.encoder, "glasses")
+    original = measure(base, base.generator, concept, seeds_from(0, 6))
+    restored = Measurement.from_arrays({k: np.array(v) for k, v in original.to_arrays().items()})
+    assert restored.images.equal(original.images)
+    for name in ("embeddings", "alignment", "clip_mask", "judge_mask", "judge_features"):
+        assert np.array_equal(getattr(restored, name), getattr(original, name)), name
+    for name in ("clip_classes", "judge_classes"):
+        assert getattr(restored, name).keys() == getattr(original, name).keys()
+        for attribute, values in getattr(original, name).items():
+            assert np.array_equal(getattr(restored, name)[attribute], values), (name, attribute)

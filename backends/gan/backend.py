@@ -91,6 +91,29 @@ class Measurement:
         """The judge's verdict where it can judge the concept, else CLIP's (labelled so in the UI)."""
         return self.judge_mask if self.judge_mask is not None else self.clip_mask
 
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """Flat arrays for the on-disk evaluation cache (dict fields as ``field/key``; absent fields left out)."""
+        arrays: dict[str, np.ndarray] = {"images": self.images.detach().cpu().numpy()}
+        for name in ("embeddings", "alignment", "clip_mask", "judge_mask", "judge_features"):
+            if getattr(self, name) is not None:
+                arrays[name] = np.asarray(getattr(self, name))
+        for name in ("clip_classes", "judge_classes"):
+            for attribute, values in (getattr(self, name) or {}).items():
+                arrays[f"{name}/{attribute}"] = np.asarray(values)
+        return arrays
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> "Measurement":
+        import torch
+
+        def classes(name: str) -> dict[str, np.ndarray] | None:
+            found = {key.split("/", 1)[1]: value for key, value in arrays.items() if key.startswith(f"{name}/")}
+            return found or None
+
+        return cls(torch.from_numpy(arrays["images"]), arrays["embeddings"], arrays["alignment"],
+                   classes("clip_classes") or {}, arrays["clip_mask"], classes("judge_classes"),
+                   arrays.get("judge_mask"), arrays.get("judge_features"))
+
 
 def seeds_from(start: int, count: int) -> list[int]:
     return list(range(start, start + count))
@@ -240,31 +263,23 @@ def evaluation_rows(base: GanModel, edited: GanModel, concept: Concept, samples:
 
 class MeasurementCache:
     """Measurements of the frozen base and gold models, computed once per server and shared by every
-    visitor and run (the base never changes). Keyed by the preset, the base weights' fingerprint, the model
-    (base / gold), the concept's judged values and prompts, and the seeds, so that other weights or settings
-    never return stale numbers; the least recently used entry goes beyond ``capacity``."""
+    visitor and run (the base never changes), in memory and on disk (:mod:`backends.evaluation_cache`).
+    Keyed by the preset, the base weights' fingerprint, the model (base / gold), the concept's judged values
+    and prompts, the seeds and the judge, so that other weights or settings never return stale numbers."""
 
     def __init__(self, capacity: int = 8):
-        import threading
-        from collections import OrderedDict
+        from backends.evaluation_cache import EvaluationCache
 
-        self.capacity = capacity
-        self._items: "OrderedDict[tuple, Measurement | None]" = OrderedDict()
-        self._lock = threading.Lock()
-        self.hits = self.misses = 0
+        self.store = EvaluationCache("gan", capacity=capacity)
 
     @staticmethod
     def fingerprint(base: GanModel) -> str:
         """sha1 of the base generator's tensors (computed once per loaded base model)."""
         cached = getattr(base, "_fingerprint", None)
         if cached is None:
-            import hashlib
+            from backends.evaluation_cache import fingerprint
 
-            digest = hashlib.sha1()
-            for name, tensor in sorted(base.generator.state_tensors().items()):
-                digest.update(name.encode())
-                digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-            cached = digest.hexdigest()
+            cached = fingerprint(base.generator.state_tensors().items())
             base._fingerprint = cached
         return cached
 
@@ -273,18 +288,8 @@ class MeasurementCache:
         judge = base.judge.description if base.judge is not None else ""
         key = (base.preset, self.fingerprint(base), which, concept.attribute, concept.values, tuple(concept.prompts),
                concept.neutral, seeds[0] if seeds else 0, len(seeds), judge)
-        with self._lock:
-            if key in self._items:
-                self.hits += 1
-                self._items.move_to_end(key)
-                return self._items[key]
-        value = compute()
+        value = self.store.get(key, compute, Measurement.to_arrays, Measurement.from_arrays)
         ctx.check()
-        with self._lock:
-            self.misses += 1
-            self._items[key] = value
-            while len(self._items) > self.capacity:
-                self._items.popitem(last=False)
         return value
 
 
