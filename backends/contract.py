@@ -194,6 +194,11 @@ class Backend(abc.ABC):
     def state_tensors(self, model: Any) -> dict[str, Any]:
         """Every tensor that defines the edit-able state (weights, hook statistics), by name."""
 
+    def warm_up(self, base: Any, method_config: Any, ctx: "JobContext") -> None:
+        """Compute and cache what :meth:`evaluate` needs from ``base`` alone (its own and the gold model's
+        evaluation) for ``method_config``; the app calls it in the background at start-up with each
+        method's defaults, so the first visitor's metrics do not wait for it. Default: nothing to cache."""
+
     def nbytes(self, model: Any) -> int:
         """Memory held by a session's edited model (used by the store's LRU cap)."""
         return sum(int(t.numel()) * int(t.element_size()) for t in self.state_tensors(model).values())

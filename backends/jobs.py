@@ -39,6 +39,7 @@ class JobState:
     started: float | None = None
     finished: float | None = None
     edit_ready: bool = False  # the job's edit exists (committed) while its evaluation may still run
+    queue_position: int = 0   # waiting for a compute slot: 1 = next in line (0: not waiting)
 
     @property
     def is_finished(self) -> bool:
@@ -52,8 +53,9 @@ class JobState:
 class JobContext:
     """Handed to a job function: progress reporting, logging and the stop flag."""
 
-    def __init__(self, state: JobState, stop: threading.Event, lock: threading.Lock):
-        self._state, self._stop, self._lock = state, stop, lock
+    def __init__(self, state: JobState, stop: threading.Event, lock: threading.Lock,
+                 requeue: Callable[[], None] | None = None):
+        self._state, self._stop, self._lock, self._requeue = state, stop, lock, requeue
 
     @classmethod
     def standalone(cls, stop: threading.Event | None = None) -> "JobContext":
@@ -97,6 +99,13 @@ class JobContext:
         with self._lock:
             self._state.edit_ready = True
 
+    def yield_to_edits(self) -> None:
+        """Hand the compute slot to jobs waiting to make an edit and queue again behind them (the rest of
+        this job, e.g. its evaluation, is evidence that can wait; the visitors waiting for an edit cannot).
+        Outside a job manager: nothing to do."""
+        if self._requeue is not None:
+            self._requeue()
+
     @property
     def history(self) -> list[dict[str, float]]:
         with self._lock:
@@ -106,19 +115,25 @@ class JobContext:
 class Job:
     """A running or finished job; :meth:`snapshot` gives a consistent copy of its state."""
 
-    def __init__(self, job_id: int, session: str, title: str):
+    def __init__(self, job_id: int, session: str, title: str, slots: "ComputeSlots | None" = None):
         self.id, self.session, self.title = job_id, session, title
         self.stop = threading.Event()
         self.done = threading.Event()
         self._lock = threading.Lock()
         self._state = JobState()
-        self.context = JobContext(self._state, self.stop, self._lock)
+        self._slots = slots
+        self.context = JobContext(self._state, self.stop, self._lock, self._requeue if slots else None)
 
     def snapshot(self) -> JobState:
+        position = self._slots.position(self) if self._slots is not None else 0
         with self._lock:
             s = self._state
             return JobState(s.status, s.step, s.total, s.phase, [dict(r) for r in s.history], list(s.log),
-                            s.result, s.error, s.started, s.finished, s.edit_ready)
+                            s.result, s.error, s.started, s.finished, s.edit_ready, position)
+
+    def _requeue(self) -> None:
+        self._slots.release(self)
+        self._slots.acquire(self, ComputeSlots.LATER)
 
     def _set(self, **changes: Any) -> None:
         with self._lock:
@@ -130,6 +145,51 @@ class Job:
         return self.snapshot()
 
 
+class ComputeSlots:
+    """``count`` compute slots, handed out first to jobs that will make an edit (NOW), then to the rest
+    of jobs that already made theirs (LATER: evaluation), first come first served within a priority.
+    A waiting job is cancelled at once when its stop flag is set."""
+
+    NOW, LATER = 0, 1
+
+    def __init__(self, count: int):
+        if count < 1:
+            raise ValueError("concurrency must be at least 1")
+        self._free = count
+        self._cond = threading.Condition()
+        self._waiting: dict[Job, tuple[int, int]] = {}
+        self._holders: set[Job] = set()
+        self._tickets = itertools.count()
+
+    def acquire(self, job: Job, priority: int) -> None:
+        with self._cond:
+            entry = self._waiting[job] = (priority, next(self._tickets))
+            try:
+                while not (self._free > 0 and min(self._waiting.values()) == entry):
+                    if job.stop.is_set():
+                        raise JobCancelled()
+                    self._cond.wait(0.1)
+                self._free -= 1
+                self._holders.add(job)
+            finally:
+                del self._waiting[job]
+                self._cond.notify_all()
+
+    def release(self, job: Job) -> None:
+        """Give back ``job``'s slot (nothing when it holds none, e.g. cancelled while queued again)."""
+        with self._cond:
+            if job in self._holders:
+                self._holders.discard(job)
+                self._free += 1
+                self._cond.notify_all()
+
+    def position(self, job: Job) -> int:
+        """1 + how many waiting jobs go before ``job``; 0 when it is not waiting."""
+        with self._cond:
+            entry = self._waiting.get(job)
+            return 0 if entry is None else 1 + sum(other < entry for other in self._waiting.values())
+
+
 class JobManager:
     """Runs jobs in worker threads, at most ``concurrency`` computing at once (one GPU, one slot).
 
@@ -137,9 +197,7 @@ class JobManager:
     """
 
     def __init__(self, concurrency: int = 1):
-        if concurrency < 1:
-            raise ValueError("concurrency must be at least 1")
-        self._slots = threading.Semaphore(concurrency)
+        self._slots = ComputeSlots(concurrency)
         self._lock = threading.Lock()
         self._latest: dict[str, Job] = {}
         self._ids = itertools.count(1)
@@ -150,30 +208,32 @@ class JobManager:
             current = self._latest.get(session)
             if current is not None and not current.done.is_set():
                 raise ValueError(f"a job is already running ({current.title}); wait for it or cancel it")
-            job = Job(next(self._ids), session, title)
+            job = Job(next(self._ids), session, title, self._slots)
             self._latest[session] = job
         threading.Thread(target=self._run, args=(job, fn), name=f"job-{job.id}", daemon=True).start()
         return job
 
     def _run(self, job: Job, fn: Callable[[JobContext], Any]) -> None:
         job.context.log(f"queued: {job.title}")
-        with self._slots:
+        try:
+            self._slots.acquire(job, ComputeSlots.NOW)
             job._set(status="running", started=time.time())
-            try:
-                job.context.check()
-                result = fn(job.context)
-            except JobCancelled:
-                job._set(status="cancelled", error="Cancelled: nothing was changed.")
-            except ValueError as exc:
-                job._set(status="failed", error=str(exc))
-            except Exception as exc:  # noqa: BLE001 - the UI gets a short line, the log the traceback
-                log.error("job %s (%s) failed:\n%s", job.id, job.title, traceback.format_exc())
-                job._set(status="failed", error=f"Internal error ({type(exc).__name__}): {exc}")
-            else:
-                job._set(status="done", result=result)
-            finally:
-                job._set(finished=time.time())
-                job.done.set()
+            job.context.check()
+            result = fn(job.context)
+        except JobCancelled:
+            job._set(status="cancelled", error="Cancelled during the evaluation: the edit is kept, without metrics."
+                     if job.snapshot().edit_ready else "Cancelled: nothing was changed.")
+        except ValueError as exc:
+            job._set(status="failed", error=str(exc))
+        except Exception as exc:  # noqa: BLE001 - the UI gets a short line, the log the traceback
+            log.error("job %s (%s) failed:\n%s", job.id, job.title, traceback.format_exc())
+            job._set(status="failed", error=f"Internal error ({type(exc).__name__}): {exc}")
+        else:
+            job._set(status="done", result=result)
+        finally:
+            self._slots.release(job)
+            job._set(finished=time.time())
+            job.done.set()
 
     def latest(self, session: str) -> Job | None:
         with self._lock:

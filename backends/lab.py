@@ -42,8 +42,11 @@ class Lab:
         return f"{title} ready" if was_loaded else f"{title} loaded in {time.time() - start:.1f} s"
 
     def preload(self, backends: list[str]) -> threading.Thread:
-        """Load each backend's default preset (:func:`registry.default_preset`) in a background thread, one after another, so
-        the first Generate does not wait for a load; failures are logged, never raised (the page is up)."""
+        """In a background thread, one backend after another: load the default preset
+        (:func:`registry.default_preset`), so the first Generate does not wait for a load, then warm the
+        base-evaluation cache (:meth:`Backend.warm_up`) for every method's defaults and every lesson's
+        settings, so the first metrics do not wait for the base either. Failures are logged, never raised
+        (the page is up)."""
         def work() -> None:
             for backend in backends:
                 preset = registry.default_preset(backend)
@@ -51,12 +54,27 @@ class Lab:
                     continue
                 try:
                     log.info("preloaded %s", self.load(backend, preset))
+                    self.warm_up(backend, preset)
                 except Exception:  # noqa: BLE001 - a preset that cannot load says so when a visitor asks
                     log.exception("preloading %s/%s failed", backend, preset)
 
         thread = threading.Thread(target=work, name="preload", daemon=True)
         thread.start()
         return thread
+
+    def warm_up(self, backend: str, preset: str) -> int:
+        """Cache the base evaluations every method's defaults and every lesson of ``preset`` will ask for;
+        returns how many configurations were warmed."""
+        from backends import lessons
+
+        be, base = registry.backend(backend), self.store.base(backend, preset)
+        configs = [build_config(spec.config, {}) for spec in registry.methods(backend).values()]
+        configs += [build_config(registry.method(backend, step.name).config, step.values)
+                    for lesson in lessons.LESSONS.values() if (lesson.backend, lesson.preset) == (backend, preset)
+                    for step in lesson.steps if step.action == "unlearn"]
+        for config in configs:
+            be.warm_up(base, config, JobContext.standalone())
+        return len(configs)
 
     def has_edit(self, session: str, backend: str, preset: str) -> bool:
         return self.store.edit(session, backend, preset) is not None
@@ -148,6 +166,7 @@ class Lab:
             self.store.commit(session, backend, preset, model, card)
             ctx.mark_edit_ready()
             ctx.log(f"edit ready in {seconds:.1f} s; evaluating (cancel keeps the edit)")
+            ctx.yield_to_edits()  # other visitors' edits go before this evaluation
             ctx.phase("evaluating")
             metrics = be.evaluate(base, model, config, ctx)
             card["metrics"] = [{"name": m.name, "before": m.before, "after": m.after, "unit": m.unit}

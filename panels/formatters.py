@@ -109,7 +109,12 @@ def progress_html(state: "JobState") -> str:
         return f"<div class='ul-status ul-done'>✓ done: {phase}</div>"
     steps = f" · step {state.step}/{state.total}" if state.total else ""
     percent = int(round(100 * state.fraction))
-    label = "waiting for a free compute slot" if status == "queued" else phase
+    label = phase
+    if state.queue_position:
+        waiting = "the edit is ready; its evaluation waits" if state.edit_ready else "waiting"
+        label = f"{waiting} for a free compute slot: number {state.queue_position} in line"
+    elif status == "queued":
+        label = "waiting for a free compute slot"
     return (f"<div class='ul-status'><progress max='100' value='{percent}'></progress> "
             f"{html.escape(label)}{steps}</div>")
 

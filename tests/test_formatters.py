@@ -48,6 +48,9 @@ def test_progress_html_for_every_status():
     running = JobState(status="running", step=3, total=12, phase="unlearning")
     assert "value='25'" in fmt.progress_html(running) and "step 3/12" in fmt.progress_html(running)
     assert "compute slot" in fmt.progress_html(JobState(status="queued"))
+    assert "number 3 in line" in fmt.progress_html(JobState(status="queued", queue_position=3))
+    waiting_evaluation = fmt.progress_html(JobState(status="running", edit_ready=True, queue_position=1))
+    assert "edit is ready" in waiting_evaluation and "number 1 in line" in waiting_evaluation
     failed = fmt.progress_html(JobState(status="failed", error="<b>bad</b> concept"))
     assert "ul-error" in failed and "&lt;b&gt;" in failed, "errors are escaped"
     assert "done" in fmt.progress_html(JobState(status="done", phase="evaluating"))

@@ -91,3 +91,73 @@ def test_concurrency_limit_is_respected():
     assert peak[0] == 1
     with pytest.raises(ValueError):
         JobManager(concurrency=0)
+
+
+def test_waiting_edits_go_before_evaluations_and_see_their_place_in_line():
+    jobs = JobManager(concurrency=1)
+    order, gate = [], threading.Event()
+
+    def unlearn(name):
+        def work(ctx):
+            if name == "a":
+                gate.wait(5)  # hold the only slot until the others queue
+            order.append(f"edit {name}")
+            ctx.mark_edit_ready()
+            ctx.yield_to_edits()
+            order.append(f"evaluate {name}")
+            return name
+        return work
+
+    first = jobs.submit("a", "a", unlearn("a"))
+    later = [jobs.submit(name, name, unlearn(name)) for name in ("b", "c")]
+    deadline = time.time() + 5
+    while [j.snapshot().queue_position for j in later] != [1, 2] and time.time() < deadline:
+        time.sleep(0.01)
+    assert [j.snapshot().queue_position for j in later] == [1, 2]
+    assert first.snapshot().queue_position == 0
+    gate.set()
+    assert [wait(j).result for j in (first, *later)] == ["a", "b", "c"]
+    assert order == ["edit a", "edit b", "edit c", "evaluate a", "evaluate b", "evaluate c"]
+
+
+def test_cancel_while_waiting_for_the_evaluation_slot_keeps_the_edit_and_frees_no_extra_slot():
+    jobs = JobManager(concurrency=1)
+    gate, edited, go = threading.Event(), threading.Event(), threading.Event()
+
+    def blocker(ctx):
+        gate.wait(5)
+
+    def unlearn(ctx):
+        ctx.mark_edit_ready()
+        edited.set()
+        go.wait(5)
+        ctx.yield_to_edits()  # queued behind the blocker's edit
+        return "evaluated"
+
+    job = jobs.submit("a", "unlearn", unlearn)
+    assert edited.wait(5)
+    holder = jobs.submit("b", "blocker", blocker)
+    deadline = time.time() + 5
+    while holder.snapshot().queue_position != 1 and time.time() < deadline:
+        time.sleep(0.01)
+    go.set()
+    while not job.snapshot().queue_position and time.time() < deadline:
+        time.sleep(0.01)
+    assert job.snapshot().queue_position == 1 and job.snapshot().edit_ready
+    jobs.cancel("a")
+    state = wait(job)
+    assert state.status == "cancelled" and "edit is kept" in state.error
+    running, peak, lock = [0], [0], threading.Lock()
+
+    def counted(ctx):
+        with lock:
+            running[0] += 1
+            peak[0] = max(peak[0], running[0])
+        time.sleep(0.05)
+        with lock:
+            running[0] -= 1
+
+    gate.set()
+    wait(holder)
+    assert all(wait(jobs.submit(f"s{i}", "w", counted)).status == "done" for i in range(3))
+    assert peak[0] == 1, "one slot: the cancelled job did not give back a slot it no longer held"

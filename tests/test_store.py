@@ -82,3 +82,19 @@ def test_preload_loads_each_backends_default_offline_preset_in_the_background(la
 
     assert registry.default_preset("toy") == "toy"
     assert lab.store.is_loaded("toy", "toy")
+
+
+def test_warm_up_caches_the_base_evaluation_of_every_methods_defaults(lab):
+    from backends import registry
+    from backends.config import build_config
+    from backends.gan.backend import BASE_MEASUREMENTS
+    from backends.jobs import JobContext
+
+    registry.load_all(("backends.gan",))
+    BASE_MEASUREMENTS.store.clear_memory()
+    assert lab.warm_up("gan", "tiny") == len(registry.methods("gan"))  # no lesson uses the tiny preset
+    base, be = lab.store.base("gan", "tiny"), registry.backend("gan")
+    misses = BASE_MEASUREMENTS.store.misses
+    for spec in registry.methods("gan").values():
+        be.evaluate(base, be.clone(base), build_config(spec.config, {}), JobContext.standalone())
+    assert BASE_MEASUREMENTS.store.misses == misses, "the first run's base and gold measurements were cached"

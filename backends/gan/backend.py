@@ -205,6 +205,10 @@ class GanBackend(Backend):
         concept = concepts.resolve(base.encoder, method_config.concept, getattr(method_config, "neutral", "a face"))
         return evaluation_rows(base, edited, concept, int(method_config.eval_samples), ctx)
 
+    def warm_up(self, base: GanModel, method_config: Any, ctx: "JobContext") -> None:
+        concept = concepts.resolve(base.encoder, method_config.concept, getattr(method_config, "neutral", "a face"))
+        base_measurements(base, concept, int(method_config.eval_samples), ctx)
+
     # ---- maps -----------------------------------------------------------------------------
     def embed(self, base: GanModel, edited: GanModel | None, config: GanGenerateConfig) -> MapData:
         import torch
@@ -241,24 +245,29 @@ def evaluation_rows(base: GanModel, edited: GanModel, concept: Concept, samples:
                     ctx: "JobContext") -> list[MetricRow]:
     """Presence (judge, with CLIP's opinion beside it), where the concept's mass went, collateral,
     degree and preservation of ``edited`` vs ``base``, then the gold standard's where one exists."""
-    seeds = seeds_from(EVAL_SEED0, samples)
-    ctx.phase("evaluating (judge and CLIP)", total=4)
-    before = BASE_MEASUREMENTS.get(base, "base", concept, seeds, ctx, lambda: measure(base, base.generator, concept,
-                                                                                       seeds, ctx))
+    ctx.phase("evaluating (judge and CLIP)", total=2)
+    before, floor, gold = base_measurements(base, concept, samples, ctx)
     ctx.step(1)
-    after = measure(base, edited.generator, concept, seeds, ctx)
-    ctx.step(2)
-    floor_seeds = seeds_from(NOISE_FLOOR_SEED0, samples)
-    floor = BASE_MEASUREMENTS.get(base, "base", concept, floor_seeds, ctx,
-                                  lambda: measure(base, base.generator, concept, floor_seeds, ctx))
-    ctx.step(3)
-    gold = BASE_MEASUREMENTS.get(base, "gold", concept, seeds, ctx, lambda: gold_measurement(base, concept, seeds,
-                                                                                               ctx))
+    after = measure(base, edited.generator, concept, seeds_from(EVAL_SEED0, samples), ctx)
     rows = compare_rows(base, before, after, floor, concept, gold=gold)
-    ctx.step(4)
+    ctx.step(2)
     if gold is not None:
         rows += compare_rows(base, before, gold, floor, concept, prefix="gold: ")
     return rows
+
+
+def base_measurements(base: GanModel, concept: Concept, samples: int,
+                      ctx: "JobContext") -> tuple[Measurement, Measurement, "Measurement | None"]:
+    """The base on the evaluation seeds, the base on the noise-floor seeds and the gold standard (None
+    without one), each computed once per server (:data:`BASE_MEASUREMENTS`)."""
+    seeds, floor_seeds = seeds_from(EVAL_SEED0, samples), seeds_from(NOISE_FLOOR_SEED0, samples)
+    before = BASE_MEASUREMENTS.get(base, "base", concept, seeds, ctx,
+                                   lambda: measure(base, base.generator, concept, seeds, ctx))
+    floor = BASE_MEASUREMENTS.get(base, "base", concept, floor_seeds, ctx,
+                                  lambda: measure(base, base.generator, concept, floor_seeds, ctx))
+    gold = BASE_MEASUREMENTS.get(base, "gold", concept, seeds, ctx,
+                                 lambda: gold_measurement(base, concept, seeds, ctx))
+    return before, floor, gold
 
 
 class MeasurementCache:
