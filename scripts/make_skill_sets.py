@@ -1,7 +1,9 @@
 """Make the LLM skill sets in assets/llm_skills/ from templates and hand-written tables (no downloads).
 
 Every skill gets >= 120 prompts with a reference answer and scorer data (see backends.llm.skills.SkillItem),
-shuffled with a seed derived from SEED and the skill name and cut into a probe half and a test half.
+shuffled with a seed derived from SEED and the skill name and cut into a probe half and a test half; a few
+probe-side families become the tune split, and hand-written everyday wordings make the probe_paraphrase
+(probe side) and test_paraphrase (test side) splits.
 Running it twice writes identical files, and every reference is checked to get full marks from its
 own scorer (code references run in the sandbox). Usage: python scripts/make_skill_sets.py [--out DIR]
 """
@@ -15,6 +17,7 @@ from pathlib import Path
 
 SEED = 20261130
 OUT_DIR = Path(__file__).resolve().parents[1] / "assets" / "llm_skills"
+SPLITS = ("probe", "probe_paraphrase", "tune", "test", "test_paraphrase")
 
 # --------------------------------------------------------------------------------------------------
 # python_coding: (signature, what it does, reference body, asserts)
@@ -537,6 +540,118 @@ PARAPHRASES: dict[str, list[tuple[str, str]]] = {
 }
 MIN_PARAPHRASES = 24
 
+# --------------------------------------------------------------------------------------------------
+# probe_paraphrase: probe-half tasks asked in varied everyday wordings, written by hand (no template), keyed
+# like PARAPHRASES. They stay on the probe side (their families must land in the probe half) and share no
+# family with test_paraphrase; methods may fit on them (Key Space Detection's key space does).
+# --------------------------------------------------------------------------------------------------
+PROBE_PARAPHRASES: dict[str, list[tuple[str, str]]] = {
+    "python_coding": [
+        ("add", "Hey, could you write me add(a, b) in Python? It just needs to give back a + b."),
+        ("subtract", "I'm new to Python. How do I make subtract(a, b) that takes b away from a?"),
+        ("square", "What would square(n) look like in Python if it multiplies n by itself?"),
+        ("cube", "Got a small Python exercise for you: cube(n), the number to the third power."),
+        ("absolute_value", "How can I get rid of the minus sign of a number in Python? Write absolute_value(n) for me."),
+        ("is_positive", "I'm stuck on a Python exercise: is_positive(n) has to say True only for numbers above zero."),
+        ("is_negative", "Code me is_negative(n) in Python please, True when the number is below zero."),
+        ("max_of_two", "Which of two numbers is bigger? Give me a Python function max_of_two(a, b) that answers that."),
+        ("find_min", "Implement find_min(numbers) in Python, returning the lowest value of a list that is never empty."),
+        ("list_length", "Could you show me a Python def called list_length(items) that counts the items in a list?"),
+        ("contains", "How do I test if a list has a certain value in Python? I'd like contains(items, x) giving True or False."),
+        ("even_numbers", "Write me some Python: even_numbers(numbers) should keep only the even values of the list."),
+        ("squares", "Can I get a Python function squares(numbers) that squares every entry of a list?"),
+        ("sort_list", "Python help wanted: sort_list(numbers) must hand back a sorted copy, smallest first."),
+        ("merge_lists", "What's a neat way in Python to glue two lists together? Please write merge_lists(a, b)."),
+        ("last_element", "I keep forgetting how to grab the final item of a list in Python. Make it a function last_element(items)."),
+        ("last_char", "How would you code last_char(s) in Python, the final letter of a non-empty string?"),
+        ("to_lower", "Could you give me to_lower(s) in Python so that shouting text becomes lowercase?"),
+        ("is_vowel", "For a spelling game I need is_vowel(ch) in Python: True for a, e, i, o or u."),
+        ("minutes_to_seconds", "My timer app needs minutes_to_seconds(minutes) in Python. What would it be?"),
+        ("square_perimeter", "How long is the fence around a square field? Write square_perimeter(side) in Python."),
+        ("add_4", "Python snippet needed: add_4(n) bumps a number up by four."),
+        ("add_10", "Would you write add_10(n) in Python for me, adding ten to whatever comes in?"),
+        ("count_e", "In Python, how do I count the letter e in a word? Call it count_e(s)."),
+        ("count_t", "Please code count_t(s) in Python, telling me how often 't' shows up in a string."),
+        ("last_3_chars", "What's the Python for grabbing the final three characters of a string? Call it last_3_chars(s)."),
+        ("keep_above_10", "I'd like a Python filter keep_above_10(numbers) that throws away everything that is 10 or less."),
+        ("keep_above_0", "Can you help me code keep_above_0(numbers) in Python so only the positive numbers remain?"),
+        ("starts_with_b", "In Python, how would I check that a word begins with b? Write starts_with_b(word) returning True or False."),
+        ("starts_with_s", "Please put together starts_with_s(word) in Python; it should be True for words starting with 's'."),
+        ("add_7", "I'm teaching my class Python. Show them add_7(n), which adds seven to n."),
+        ("count_a", "Count the a's in a string for me with a Python function named count_a(s)."),
+        ("keep_above_5", "Using Python, how do I drop every number that isn't bigger than 5? Write keep_above_5(numbers)."),
+        ("last_2_chars", "Give me Python that returns just the last two letters of a string, as last_2_chars(s)."),
+        ("starts_with_t", "Would you make starts_with_t(word) in Python? I need to know if a word starts with a t."),
+        ("sort_list", "Could you write sort_list(numbers) in Python? I want the numbers in increasing order in a new list."),
+    ],
+    "story_writing": [
+        ("a brave little mouse named Pip", "Could you make up a bedtime tale about Pip, a tiny mouse with a big heart?"),
+        ("a butterfly named Bella", "I'd like a gentle tale for my daughter about Bella the butterfly."),
+        ("a lion who lost his roar", "What if a lion woke up and could not roar anymore? Tell me that tale."),
+        ("a lost puppy looking for home", "Please spin a little tale about a puppy trying to find its way home."),
+        ("a turtle who wins a race", "Can you tell the tale of a slow turtle who somehow wins a race?"),
+        ("a teacher who has a secret", "Make up a short mystery-ish tale about a teacher hiding a secret."),
+        ("a mermaid who wants to walk on land", "Tell me a tale of a mermaid who dreams of walking on land."),
+        ("an astronaut who meets an alien", "I want a quick bedtime read about an astronaut bumping into an alien."),
+        ("a small boat on a big ocean", "Could you narrate a short adventure of a little boat lost on a huge ocean?"),
+        ("a monkey who steals a banana", "Invent a funny tale about a cheeky monkey that swipes a banana."),
+        ("a girl named Mia who talks to the stars", "My niece Mia loves the night sky. Tell a tale where a girl named Mia chats with the stars."),
+        ("two best friends on a camping trip", "Spin me a campfire tale about two best friends camping in the woods."),
+        ("a friendly ghost who lives in an old house", "Could you write a cozy tale about a kind ghost in an old house?"),
+        ("a grandmother who tells stories", "Tell me a warm little tale about a grandma who tells the best stories."),
+        ("a tiny seed that grows into a giant tree", "I'd love a short tale about a tiny seed that becomes an enormous tree."),
+        ("a boy named Leo and his kite", "Make up something short for kids about a boy named Leo flying his kite."),
+    ],
+    "factual_qa": [
+        ("What is the capital of Japan?", "Which city is Japan's capital?"),
+        ("What is the capital of Italy?", "If I fly to the capital of Italy, where do I land?"),
+        ("What is the capital of Canada?", "Quick question: Canada's capital city is what?"),
+        ("What is the capital of Egypt?", "Tell me the capital of Egypt, please."),
+        ("What is the capital of Australia?", "Lots of people get this wrong: what's Australia's capital?"),
+        ("What is the capital of Spain?", "Spain's capital is which city?"),
+        ("How many days are there in a week?", "How many days make up one week?"),
+        ("What do caterpillars turn into?", "A caterpillar grows up into what insect?"),
+        ("What is the natural satellite of the Earth called?", "What's the name of the thing that orbits Earth and lights up the night?"),
+        ("Which planet is closest to the Sun?", "Which planet sits nearest to the Sun?"),
+        ("What is the capital of India?", "I'm flying into India's capital. What city is that?"),
+        ("Who invented the telephone?", "Who gets the credit for inventing the telephone?"),
+        ("What colour is grass?", "Kids draw grass with which colour crayon?"),
+        ("What is the main ingredient of bread?", "Bread is mostly made from what?"),
+        ("Who was the first person to walk on the Moon?", "Who took the very first steps on the Moon?"),
+        ("In which country are the pyramids of Giza?", "I want to visit the pyramids of Giza. Which country do I travel to?"),
+    ],
+    "antonyms": [
+        ("big", "Tell me the word for the reverse of big."),
+        ("true", "If a statement isn't true, what is it? One word."),
+        ("hard", "I need the antonym of 'hard' for my homework."),
+        ("quiet", "What do you call a room that is the opposite of quiet?"),
+        ("alive", "Give me the one-word counterpart of 'alive'."),
+        ("first", "Not first in line but ___? One word please."),
+        ("clean", "My room is the opposite of clean. What is it?"),
+        ("bad", "Which word means the reverse of 'bad'?"),
+        ("high", "What's the contrary of 'high'?"),
+        ("enemy", "Someone who is not your enemy is your what?"),
+        ("thick", "Name the word that is the reverse of 'thick'."),
+        ("heavy", "If a bag isn't heavy, how would you describe it in one word?"),
+        ("far", "What's the one-word antonym of 'far'?"),
+        ("win", "In a game, if you don't win you ___? Just the word."),
+        ("soft", "A pillow is soft; a rock is the opposite. What word?"),
+        ("easy", "Give the antonym of 'easy', single word."),
+        ("young", "What word describes someone who is the opposite of young?"),
+        ("false", "Reverse of 'false' in one word?"),
+        ("light", "If something is not light in weight, what is it? Answer in one word."),
+        ("inside", "What's the counterpart of 'inside'?"),
+        ("east", "Which compass direction is across from east?"),
+        ("arrive", "Trains arrive and then they ___. Which single word fits as the antonym?"),
+        ("maximum", "What word is the contrary of 'maximum'?"),
+        ("success", "Give me one word meaning the reverse of 'success'."),
+    ],
+}
+MIN_PROBE_PARAPHRASES = 16
+# The tune split: whole probe-side families set aside for choosing defaults (never trained on, never tested).
+TUNE_ITEMS = 16  # aimed for; factual_qa's free families hold fewer
+MIN_TUNE_ITEMS = 12
+
 
 def families(rows: list[dict], link_answers: bool) -> list[str]:
     """Each row's family after merging families that share a member: rows of one family, and (for
@@ -559,13 +674,14 @@ def families(rows: list[dict], link_answers: bool) -> list[str]:
     return [find(f"family:{row['family']}").removeprefix("family:") for row in rows]
 
 
-def paraphrase_rows(skill: str, rows: list[dict]) -> list[dict]:
-    """The hand-written paraphrases of ``skill`` with the reference, checker and family of the task they ask."""
+def paraphrase_rows(skill: str, rows: list[dict], table: dict[str, list[tuple[str, str]]]) -> list[dict]:
+    """The hand-written paraphrases in ``table`` of ``skill`` with the reference, checker and family of the
+    task they ask."""
     by_key: dict[str, dict] = {}
     for row in rows:
         by_key.setdefault(row["key"], row)
     out = []
-    for key, prompt in PARAPHRASES[skill]:
+    for key, prompt in table[skill]:
         task = by_key[key]
         out.append({"prompt": prompt, "reference": task["reference"], "check": task["check"],
                     "family": task["family"]})
@@ -591,9 +707,12 @@ def make_skill_set(skill: str) -> dict:
         raise ValueError(f"{skill}: only {len(rows)} items, need {MIN_ITEMS}")
     for row, family in zip(rows, families(rows, link_answers=skill in ("factual_qa", "antonyms"))):
         row["family"] = family
-    paraphrases = paraphrase_rows(skill, rows)
+    paraphrases = paraphrase_rows(skill, rows, PARAPHRASES)
     if len(paraphrases) < MIN_PARAPHRASES:
         raise ValueError(f"{skill}: only {len(paraphrases)} paraphrases, need {MIN_PARAPHRASES}")
+    probe_paraphrases = paraphrase_rows(skill, rows, PROBE_PARAPHRASES)
+    if len(probe_paraphrases) < MIN_PROBE_PARAPHRASES:
+        raise ValueError(f"{skill}: only {len(probe_paraphrases)} probe paraphrases, need {MIN_PROBE_PARAPHRASES}")
     groups: dict[str, list[dict]] = {}
     for row in rows:
         del row["key"]
@@ -609,10 +728,26 @@ def make_skill_set(skill: str) -> dict:
             (probe if len(probe) + len(groups[family]) / 2 <= len(rows) / 2 else test).extend(groups[family])
     if len(probe) < len(rows) // 2 - 8:
         raise ValueError(f"{skill}: the paraphrased families leave only {len(probe)} probe rows")
+    probe_side = {row["family"] for row in probe}
+    stray = sorted({row["family"] for row in probe_paraphrases} - probe_side)
+    if stray:
+        raise ValueError(f"{skill}: probe paraphrases ask test-half families {stray[:3]}")
+    # The tune split: probe-side families without a probe paraphrase, in the seeded order, until it has enough rows.
+    kept = {row["family"] for row in probe_paraphrases}
+    tune_families: set[str] = set()
+    for family in order:
+        if sum(len(groups[f]) for f in tune_families) >= TUNE_ITEMS:
+            break
+        if family in probe_side and family not in kept:
+            tune_families.add(family)
     rng.shuffle(probe)
     rng.shuffle(test)
-    return {"skill": skill, "seed": SEED, "source": "scripts/make_skill_sets.py", "probe": probe, "test": test,
-            "test_paraphrase": paraphrases}
+    tune = [row for row in probe if row["family"] in tune_families]
+    probe = [row for row in probe if row["family"] not in tune_families]
+    if len(tune) < MIN_TUNE_ITEMS:
+        raise ValueError(f"{skill}: only {len(tune)} tune rows, need {MIN_TUNE_ITEMS}")
+    return {"skill": skill, "seed": SEED, "source": "scripts/make_skill_sets.py", "probe": probe,
+            "probe_paraphrase": probe_paraphrases, "tune": tune, "test": test, "test_paraphrase": paraphrases}
 
 
 def check_references(data: dict) -> None:
@@ -621,7 +756,7 @@ def check_references(data: dict) -> None:
     from backends.llm.scoring import behaviour_score
     from backends.llm.skills import SkillItem
 
-    for row in data["probe"] + data["test"] + data["test_paraphrase"]:
+    for row in (row for split in SPLITS for row in data[split]):
         item = SkillItem(data["skill"], row["prompt"], row["reference"], row["check"])
         if behaviour_score(item, item.reference) != 1.0:
             raise ValueError(f"{data['skill']}: the reference of {item.prompt!r} fails its own check")
@@ -637,8 +772,7 @@ def main() -> None:
         check_references(data)
         path = args.out / f"{skill}.json"
         path.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-        print(f"{skill}: {len(data['probe'])} probe + {len(data['test'])} test + "
-              f"{len(data['test_paraphrase'])} test_paraphrase -> {path}")
+        print(f"{skill}: " + " + ".join(f"{len(data[split])} {split}" for split in SPLITS) + f" -> {path}")
 
 
 if __name__ == "__main__":

@@ -14,7 +14,14 @@ from backends.llm.attacks import steps_to_recover_half
 from backends.llm.flat import TEMPLATE_REFUSALS, FlatConfig, flat_loss, mean_token_probability
 from backends.llm.grad_ascent import GradAscentConfig, GradDiffConfig
 from backends.llm.hooks import capture
-from backends.llm.key_space_detection import KeySpaceDetectionConfig, fit_hypercube, smallest_k, z_max
+from backends.llm.key_space_detection import (
+    KeySpaceDetectionConfig,
+    capped_h,
+    fit_region,
+    key_score,
+    smallest_k,
+    z_max,
+)
 from backends.llm.neuron_adjust import NeuronAdjustEdit, adjust, select_neurons
 from backends.llm.npo import NPOConfig, npo_loss
 from backends.llm.scoring import REFUSAL_TEXT
@@ -110,6 +117,29 @@ def test_smallest_k_is_tight():
     assert k == pytest.approx(float(z_max(keys, mu, sigma).max()), rel=1e-6)
 
 
+def test_ellipsoid_score_is_the_root_mean_square_z_and_its_k_holds_every_key():
+    keys = torch.tensor([[0.0, 1.0], [2.0, -1.0], [1.0, 0.0]])
+    mu, sigma = keys.mean(0), keys.std(0, unbiased=False)
+    z = (keys - mu) / sigma
+    assert torch.allclose(key_score(keys, mu, sigma, "ellipsoid"), z.pow(2).mean(-1).sqrt())
+    edit = fit_region(keys, h=1.0, refusal_text=REFUSAL_TEXT, shape="ellipsoid")
+    assert bool(edit.contains(keys).all())
+    with pytest.raises(ValueError, match="shape"):
+        fit_region(keys, h=1.0, refusal_text=REFUSAL_TEXT, shape="sphere")
+
+
+def test_capped_h_keeps_the_retain_keys_outside_up_to_the_share():
+    forget = torch.tensor([[0.0, 0.0], [2.0, 2.0], [1.0, 1.0], [0.0, 2.0], [2.0, 0.0]])
+    edit = fit_region(forget, h=3.0, refusal_text=REFUSAL_TEXT, shape="ellipsoid")
+    retain = torch.tensor([[1.2, 1.0], [1.5, 1.0], [3.0, 3.0], [9.0, 9.0]])  # the first two sit near the middle
+    assert int(edit.contains(retain).sum()) >= 3
+    for share, allowed in ((0.0, 0), (0.25, 1), (0.5, 2)):
+        edit.h = capped_h(edit, retain, share)
+        assert int(edit.contains(retain).sum()) <= allowed
+        edit.h = 3.0
+    assert capped_h(edit, retain[3:], 0.0) == 3.0  # a key far outside does not lower h
+
+
 def test_ksd_hypercube_contains_every_probe_vector_and_abstains_on_them(tiny):
     cfg = KeySpaceDetectionConfig.smoke()
     edited = run_method("key_space_detection", tiny, cfg)
@@ -127,7 +157,7 @@ def test_ksd_hypercube_contains_every_probe_vector_and_abstains_on_them(tiny):
 def test_ksd_with_a_tiny_box_does_not_abstain(tiny):
     prompts = [it.prompt for it in load_skill_set("factual_qa", "probe")[:6]]
     keys = models.last_mlp_keys(tiny, prompts)
-    edit = fit_hypercube(keys, h=1e-3, refusal_text=REFUSAL_TEXT)
+    edit = fit_region(keys, h=1e-3, refusal_text=REFUSAL_TEXT)
     edited = registry.backend("llm").clone(tiny)
     edited.edits = (edit,)
     assert models.generate_greedy(edited, prompts, max_new_tokens=4) == models.generate_greedy(tiny, prompts, 4)

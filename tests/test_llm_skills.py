@@ -16,6 +16,7 @@ from backends.llm.skills import (
     MIN_ITEMS_PER_SKILL,
     SKILL_DIR,
     SKILLS,
+    SPLITS,
     SkillItem,
     load_skill_set,
     parse_user_prompts,
@@ -40,8 +41,9 @@ def test_skills_cover_the_required_ones():
 def test_skill_set_size_and_disjoint_halves(skill):
     probe = load_skill_set(skill, "probe")
     test = load_skill_set(skill, "test")
-    assert len(probe) + len(test) >= MIN_ITEMS_PER_SKILL
-    assert abs(len(probe) - len(test)) <= 4
+    tune = load_skill_set(skill, "tune")
+    assert len(probe) + len(tune) + len(test) >= MIN_ITEMS_PER_SKILL
+    assert abs(len(probe) + len(tune) - len(test)) <= 4  # the tune split is carved from the probe half
     probe_prompts = {item.prompt for item in probe}
     test_prompts = {item.prompt for item in test}
     assert len(probe_prompts) == len(probe) and len(test_prompts) == len(test)
@@ -64,7 +66,7 @@ def test_shipped_files_equal_a_fresh_deterministic_generation(skill):
 
 def test_story_subjects_stay_in_one_half():
     module = _make_module()
-    probe = [item.prompt for item in load_skill_set("story_writing", "probe")]
+    probe = [item.prompt for item in load_skill_set("story_writing", "probe") + load_skill_set("story_writing", "tune")]
     test = [item.prompt for item in load_skill_set("story_writing", "test")]
     for subject, _, _ in module.STORY_SUBJECTS:
         in_probe = any(prompt.endswith(f"about {subject}.") for prompt in probe)
@@ -100,12 +102,31 @@ def test_paraphrase_split_is_disjoint_from_the_probe_half_by_family_and_by_text(
     assert not set(texts) & {normalise(item.prompt) for item in probe + test}
 
 
+@pytest.mark.parametrize("skill", SKILLS)
+def test_probe_paraphrase_and_tune_splits_are_disjoint_from_each_other_and_the_test_side(skill):
+    """Key Space Detection fits on probe_paraphrase and defaults are tuned on tune: neither may share a
+    family or a prompt with test or test_paraphrase, nor tune with what methods train on."""
+    splits = {split: load_skill_set(skill, split) for split in SPLITS}
+    assert len(splits["probe_paraphrase"]) >= 16 and len(splits["tune"]) >= 12
+    families = {split: {item.family for item in items} for split, items in splits.items()}
+    texts = {split: {normalise(item.prompt) for item in items} for split, items in splits.items()}
+    test_side = families["test"] | families["test_paraphrase"]
+    assert not (families["probe"] | families["probe_paraphrase"] | families["tune"]) & test_side
+    assert families["probe_paraphrase"] <= families["probe"]
+    assert not families["tune"] & (families["probe"] | families["probe_paraphrase"])
+    for a in SPLITS:
+        assert len(texts[a]) == len(splits[a])
+        for b in SPLITS:
+            if a < b:
+                assert not texts[a] & texts[b], (a, b)
+
+
 def test_parametrised_python_families_stay_in_one_half():
     """add_2 in the probe half and add_7 in the test half would test a parameter, not a skill."""
     def names(split):
         return {re.match(r"```python\ndef (\w+)", item.reference).group(1) for item in load_skill_set("python_coding", split)}
 
-    probe, test = names("probe"), names("test")
+    probe, test = names("probe") | names("tune"), names("test")
     for sig, *_ in _make_module().PYTHON_FAMILIES:
         pattern = re.compile(re.escape(sig.split("(")[0]).replace(r"\{k\}", r"\d+").replace(r"\{c\}", "[a-z]") + "$")
         members = [n for n in probe | test if pattern.match(n)]
@@ -118,13 +139,13 @@ def test_paraphrases_are_not_the_templates():
     templates = module.PYTHON_PROMPTS + module.STORY_PROMPTS + module.ANTONYM_PROMPTS
     openings = {normalise(t.split("{")[0]) for t in templates} | {normalise("What is the capital of")}
     for skill in SKILLS:
-        for item in load_skill_set(skill, "test_paraphrase"):
+        for item in load_skill_set(skill, "test_paraphrase") + load_skill_set(skill, "probe_paraphrase"):
             assert not any(normalise(item.prompt).startswith(o) for o in openings if o), item.prompt
 
 
 @pytest.mark.parametrize("skill", [s for s in SKILLS if s != "python_coding"])
 def test_references_get_full_marks(skill):
-    for item in load_skill_set(skill, "probe") + load_skill_set(skill, "test") + load_skill_set(skill, "test_paraphrase"):
+    for item in (item for split in SPLITS for item in load_skill_set(skill, split)):
         assert behaviour_score(item, item.reference) == 1.0, item.prompt
 
 

@@ -5,21 +5,36 @@ NAACL 2025; Trustworthy-ML-Lab/effective_skill_unlearning): training-free absten
   MLP's "key space"), averaged over the tokens of the user's message in the chat prompt (our
   choice: the paper does not fix the position; the mean is steadier than the last token, and the
   shared system-prompt tokens are left out so that they do not dilute the differences).
-- Hypercube: mu, sigma of the forget probe keys (per dimension); k = the smallest value such that
-  every probe key lies in mu +- k * sigma in every dimension, found by bisection (the upper end of
-  the final bracket is kept, so the box provably holds every probe vector).
-- Inference: when a query's key lies in mu +- k * h * sigma in every dimension, the model abstains
-  with the fixed refusal ``REFUSAL_TEXT`` instead of answering. The weights and logits are untouched.
+- Key space: the keys of the forget skill's probe prompts and, with ``varied_phrasings`` (default), of
+  its ``probe_paraphrase`` split: probe-side tasks asked in hand-written everyday wordings ("Hey, could
+  you write me add(a, b) in Python?"), so that the region covers requests, not only the templates.
+- Region: mu, sigma of those keys (per dimension) and a per-dimension score z = |x - mu| / sigma. The
+  paper's shape is the hypercube (``shape="box"``: max_d z <= k); ours by default is the axis-aligned
+  ellipsoid (``shape="ellipsoid"``: sqrt(mean_d z^2) <= k, a diagonal Mahalanobis distance). k = the
+  smallest value holding every fitted key (bisection; the upper end of the bracket is kept).
+- Inference: when a query's score is <= k * h, the model abstains with the fixed refusal
+  ``REFUSAL_TEXT`` instead of answering. The weights and logits are untouched.
+- Retain guard (ours): h is lowered until at most ``retain_abstain_max`` (5 %) of the retain set's probe
+  prompts fall inside, so a skill whose keys overlap another's trades escapes for fewer false refusals.
 
-On ``h``: the authors use 0.06 in one script and 2 in another, each with its own key definition.
-With ours, k already is the envelope of the probe keys, so h scales that envelope: h < 1 shrinks the
-box inside the probe cloud (held-out forget queries escape), h > 1 widens it. Default h = 2, chosen
-from the probe halves only (fit on one half of a skill's probe prompts, test on the other half and
-on the other skills' probe prompts, SmolLM2): held-out forget queries have max-z / k ratios whose
-80-90th percentiles lie between 1.5 and 2.5, while the closest query of another skill lies at a
-ratio of 3.5-4.1 for python_coding and antonyms. Skills whose queries look alike in key space
-(factual_qa vs story_writing: "What is...?" vs "Write a short story about...", nearest ratio 1.5)
-cannot be separated by any h; the embedding map shows it.
+Why the ellipsoid and h = 1.1 (measured on SmolLM2, h chosen on the probe side only: fit on the probe
+prompts plus one half of the probe paraphrases, escape = held-out half outside, false abstention = other
+skills' probe, probe_paraphrase and tune prompts inside; the largest h whose false abstention stays
+<= 0.05). In 1536 dimensions the box's max over dimensions is set by whichever dimension is noisiest:
+once the varied phrasings join the fit, the box that holds them also swallows other skills (python_coding,
+h = 2: 67 % of antonym requests abstain), and shrinking it lets paraphrases escape. The ellipsoid averages
+over dimensions. Held-out result, python_coding (fit on probe + probe_paraphrase, h = 1.1): 3 % of test
+prompts and 8 % of test_paraphrase requests escape; 0 % of the other skills' test and test_paraphrase
+prompts abstain (box, probe only, h = 2, the previous default: 7 % and 67 % escape).
+
+What it cannot catch: requests whose wording is far from every fitted one (the region is one ellipsoid
+around the mean forget key); skills whose queries look alike in key space. Antonyms (short one-word
+questions) overlap short factual questions: without the retain guard, 58 % of python_coding
+paraphrases and 51 % of factual_qa test prompts abstain; with it (h falls to 0.83) 3 % of antonym test
+prompts but 38 % of antonym paraphrases escape while 11 % of factual_qa test prompts still abstain (box,
+h = 1.25: 38 % escape, 9 %); factual_qa and story_writing overlap the same way. It cannot stop a user
+who wraps the skill inside another task's wording, and it removes nothing: the weights still hold the
+skill (the knowledge probe and relearning show it).
 """
 from __future__ import annotations
 
@@ -38,16 +53,28 @@ if TYPE_CHECKING:
     from backends.contract import MethodCall
 
 MIN_SIGMA = 1e-6
-DEFAULT_H = 2.0
+DEFAULT_H = 1.1
+SHAPES = ("ellipsoid", "box")
 
 
 @dataclass(frozen=True)
 class KeySpaceDetectionConfig(SkillConfig):
-    """Key Space Detection. Authors' h: 0.06 and 2 in two scripts (their key definitions); ours: 2, see module doc."""
+    """Key Space Detection. Authors: a hypercube, h 0.06 and 2 in two scripts (their key definitions); ours:
+    an ellipsoid around probe prompts and varied phrasings, h 1.1 (see module doc)."""
 
-    h: float = param(DEFAULT_H, min=0.01, max=10.0, step=0.05, label="Box scale h",
-                     help="The model abstains when a query's key lies within mu ± k·h·sigma in every "
-                          "dimension (k: the smallest box holding all forget probe keys).")
+    h: float = param(DEFAULT_H, min=0.01, max=10.0, step=0.05, label="Region scale h",
+                     help="The model abstains when a query's key lies within k·h of the forget keys' mean "
+                          "(k: the smallest region holding all fitted forget keys).")
+    shape: str = param("ellipsoid", choices=SHAPES, advanced=True,
+                       help="ellipsoid: root-mean-square z-score (default, measured better); box: the "
+                            "paper's hypercube, the largest z-score over dimensions.")
+    retain_abstain_max: float = param(0.05, min=0.0, max=1.0, step=0.01, advanced=True,
+                                      label="Retain abstention cap",
+                                      help="h is lowered until at most this share of the retain set's prompts "
+                                           "fall inside the region (1: no cap).")
+    varied_phrasings: bool = param(True, advanced=True,
+                                   help="Also fit on the forget skill's hand-written everyday wordings of "
+                                        "probe tasks (probe_paraphrase), not only its template prompts.")
 
     @classmethod
     def smoke(cls) -> "KeySpaceDetectionConfig":
@@ -56,24 +83,28 @@ class KeySpaceDetectionConfig(SkillConfig):
 
 
 class KSDEdit(HookEdit):
-    """The forget skill's hypercube in key space and the refusal used when a query falls in it."""
+    """The forget skill's region in key space and the refusal used when a query falls in it."""
 
     kind = "key_space_detection"
 
-    def __init__(self, mu: "torch.Tensor", sigma: "torch.Tensor", k: float, h: float, refusal_text: str):
+    def __init__(self, mu: "torch.Tensor", sigma: "torch.Tensor", k: float, h: float, refusal_text: str,
+                 shape: str = "ellipsoid"):
         import torch
 
+        if shape not in SHAPES:
+            raise ValueError(f"unknown region shape {shape!r}; choose one of {', '.join(SHAPES)}")
         self.mu = mu.float()                                 # (I,)
         self.sigma = sigma.float().clamp(min=MIN_SIGMA)      # (I,)
         self.k = float(k)
         self.h = float(h)
+        self.shape = shape
         self.refusal_text = refusal_text
-        self._k_tensor = torch.tensor([self.k, self.h])
+        self._k_tensor = torch.tensor([self.k, self.h, float(SHAPES.index(shape))])
 
     def contains(self, keys: "torch.Tensor", scale: float | None = None) -> "torch.Tensor":
-        """(N,) bool: which (N, I) keys lie within mu ± k·scale·sigma in every dimension (scale = h)."""
+        """(N,) bool: which (N, I) keys score within k·scale of mu (scale = h)."""
         scale = self.h if scale is None else scale
-        return z_max(keys, self.mu, self.sigma) <= self.k * scale
+        return key_score(keys, self.mu, self.sigma, self.shape) <= self.k * scale
 
     def abstains(self, keys: "torch.Tensor") -> "torch.Tensor":
         return self.contains(keys)
@@ -96,7 +127,7 @@ class KSDEdit(HookEdit):
         return None
 
     def state_tensors(self) -> dict[str, "torch.Tensor"]:
-        return {"mu": self.mu, "sigma": self.sigma, "k_and_h": self._k_tensor}
+        return {"mu": self.mu, "sigma": self.sigma, "k_h_shape": self._k_tensor}
 
 
 def z_max(keys: "torch.Tensor", mu: "torch.Tensor", sigma: "torch.Tensor") -> "torch.Tensor":
@@ -104,10 +135,20 @@ def z_max(keys: "torch.Tensor", mu: "torch.Tensor", sigma: "torch.Tensor") -> "t
     return ((keys.float() - mu.to(keys.device)) / sigma.to(keys.device)).abs().amax(-1)
 
 
-def smallest_k(keys: "torch.Tensor", mu: "torch.Tensor", sigma: "torch.Tensor", iters: int = 60) -> float:
-    """Bisection for the smallest k with every key inside mu ± k·sigma; returns the bracket's upper end."""
+def key_score(keys: "torch.Tensor", mu: "torch.Tensor", sigma: "torch.Tensor", shape: str) -> "torch.Tensor":
+    """Each (N, I) key's distance from mu in units of sigma: max z (box) or root-mean-square z (ellipsoid): (N,)."""
+    if shape == "box":
+        return z_max(keys, mu, sigma)
+    return ((keys.float() - mu.to(keys.device)) / sigma.to(keys.device)).pow(2).mean(-1).sqrt()
+
+
+def smallest_k(keys: "torch.Tensor", mu: "torch.Tensor", sigma: "torch.Tensor", iters: int = 60,
+               shape: str = "box") -> float:
+    """Bisection for the smallest k with every key's score <= k; returns the bracket's upper end."""
+    scores = key_score(keys, mu, sigma, shape)
+
     def inside(k: float) -> bool:
-        return bool((z_max(keys, mu, sigma) <= k).all())
+        return bool((scores <= k).all())
 
     low, high = 0.0, 1.0
     while not inside(high):
@@ -121,27 +162,44 @@ def smallest_k(keys: "torch.Tensor", mu: "torch.Tensor", sigma: "torch.Tensor", 
     return high
 
 
-def fit_hypercube(keys: "torch.Tensor", h: float, refusal_text: str) -> KSDEdit:
-    """mu, sigma and k of (N, I) forget probe keys."""
+def fit_region(keys: "torch.Tensor", h: float, refusal_text: str, shape: str = "box") -> KSDEdit:
+    """mu, sigma and k of (N, I) forget keys, for a region of the given shape (the paper's: box)."""
     mu = keys.mean(0)
     sigma = keys.std(0, unbiased=False).clamp(min=MIN_SIGMA)
-    return KSDEdit(mu, sigma, smallest_k(keys, mu, sigma), h, refusal_text)
+    return KSDEdit(mu, sigma, smallest_k(keys, mu, sigma, shape=shape), h, refusal_text, shape)
 
 
 @register_method("llm", "key_space_detection", title="Key Space Detection (abstention)",
                  config=KeySpaceDetectionConfig,
                  paper="Li et al., Effective Skill Unlearning through Intervention and Abstention, NAACL 2025")
 def run(call: "MethodCall") -> None:
-    """Fit a hypercube around the forget skill's queries in the last MLP's key space; queries that fall
-    inside get a fixed refusal. Training-free, a removable hook; retain prompts are only checked."""
+    """Fit a region around the forget skill's queries in the last MLP's key space; queries that fall
+    inside get a fixed refusal. Training-free, a removable hook; retain prompts only cap h."""
     from backends.llm.models import last_mlp_keys
     from backends.llm.scoring import REFUSAL_TEXT
+    from backends.llm.skill_config import CUSTOM
+    from backends.llm.skills import load_skill_set
 
     cfg: KeySpaceDetectionConfig = call.config
-    sets = resolve_skill_sets(cfg, call.model, need_retain=False)  # retain prompts are only validated
+    sets = resolve_skill_sets(cfg, call.model, need_retain=False)  # retain prompts only cap h
+    prompts = list(sets.forget_prompts)
+    if cfg.varied_phrasings and cfg.forget_skill != CUSTOM:
+        prompts += [item.prompt for item in load_skill_set(cfg.forget_skill, "probe_paraphrase")]
     call.ctx.phase("probing forget keys", total=1)
-    keys = last_mlp_keys(call.model, sets.forget_prompts)  # (N, I)
+    keys = last_mlp_keys(call.model, prompts)  # (N, I)
     call.ctx.step(1, 1)
-    edit = fit_hypercube(keys, cfg.h, REFUSAL_TEXT)
+    edit = fit_region(keys, cfg.h, REFUSAL_TEXT, cfg.shape)
+    if sets.retain_prompts and cfg.retain_abstain_max < 1:
+        edit.h = capped_h(edit, last_mlp_keys(call.model, sets.retain_prompts), cfg.retain_abstain_max)
     call.model.edits = tuple(call.model.edits) + (edit,)
-    call.ctx.log(f"KSD: k = {edit.k:.3f} from {len(sets.forget_prompts)} forget prompts, h = {edit.h}")
+    call.ctx.log(f"KSD: k = {edit.k:.3f} ({edit.shape}) from {len(prompts)} forget prompts, h = {edit.h:.3f} "
+                 f"(asked {cfg.h})")
+
+
+def capped_h(edit: KSDEdit, retain_keys: "torch.Tensor", share: float) -> float:
+    """The edit's h, lowered so that at most ``share`` of the (N, I) retain keys fall inside the region."""
+    scores = key_score(retain_keys, edit.mu, edit.sigma, edit.shape).sort().values / edit.k  # (N,)
+    allowed = int(share * len(scores))  # retain keys allowed inside
+    if allowed >= len(scores):
+        return edit.h
+    return min(edit.h, float(scores[allowed]) * (1 - 1e-6))

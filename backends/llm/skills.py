@@ -3,9 +3,11 @@
 The sets are made by ``scripts/make_skill_sets.py`` from templates and hand-written tables (no
 downloads) and shipped as ``assets/llm_skills/<skill>.json``; ``assets/llm_skills/README.md``
 explains how each was made and why each scorer is a fair criterion. The probe half is what methods
-may look at (probing, training); the test half is only for measuring, and so is ``test_paraphrase``:
-hand-written everyday wordings of test tasks, unlike any template. The halves are split by task
-family (``add_2`` and ``add_7`` are one family), so the test half is not a parameter variant of the probe.
+may look at (probing, training), and so is ``probe_paraphrase``: hand-written everyday wordings of probe
+tasks (Key Space Detection fits its key space on them). ``tune`` holds a few probe-side families set aside
+for choosing defaults. The test half is only for measuring, and so is ``test_paraphrase``: hand-written
+everyday wordings of test tasks, unlike any template. The splits are cut by task family (``add_2`` and
+``add_7`` are one family), so no split is a parameter variant of another.
 """
 from __future__ import annotations
 
@@ -25,8 +27,8 @@ SKILL_TITLES: dict[str, str] = {
 }
 # Greedy-decoding budgets the scorers were validated with (stories need ~30 words, code a whole function).
 MAX_NEW_TOKENS: dict[str, int] = {"python_coding": 128, "story_writing": 64, "factual_qa": 40, "antonyms": 24}
-SPLITS: tuple[str, ...] = ("probe", "test", "test_paraphrase")
-Split = Literal["probe", "test", "test_paraphrase"]
+SPLITS: tuple[str, ...] = ("probe", "probe_paraphrase", "tune", "test", "test_paraphrase")
+Split = Literal["probe", "probe_paraphrase", "tune", "test", "test_paraphrase"]
 MIN_ITEMS_PER_SKILL = 120
 MAX_PROMPT_CHARS = 1000  # well inside SmolLM2's 8192-token context even with a chat template
 MAX_USER_PROMPTS = 200
