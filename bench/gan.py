@@ -22,7 +22,8 @@ MAX_PICKS samples that show the concept (the gallery's labels: the judge's, as a
 
 ``python -m bench --only gan.`` runs everything; ``python -m bench.gan [method ...] [concept ...]
 [--seeds 0,1,2] [--threads 1,2]`` runs a part (``gold`` scores the gold standard only). ``--split tune`` scores
-on TUNE_SAMPLES tune seeds (6,000,000..) instead, without the attack: what defaults are chosen on.
+on TUNE_SAMPLES tune seeds (6,000,000..) instead, without the attack: what defaults are chosen on;
+``--set field=value`` overrides a method setting for such sweeps.
 """
 from __future__ import annotations
 
@@ -106,7 +107,8 @@ def gold_of(base, concept, seeds: list[int]):
 
 def run(methods: tuple[str, ...] = METHODS, concept_texts: tuple[str, ...] = CONCEPTS,
         gold_standard: bool = True, seeds: tuple[int, ...] = SEEDS,
-        threads: tuple[int, ...] = THREADS, split: str = "eval") -> Iterator[dict]:
+        threads: tuple[int, ...] = THREADS, split: str = "eval",
+        overrides: dict | None = None) -> Iterator[dict]:
     import torch
 
     from backends import registry
@@ -133,7 +135,7 @@ def run(methods: tuple[str, ...] = METHODS, concept_texts: tuple[str, ...] = CON
             for thread_count in threads:
                 for seed in seeds:
                     torch.set_num_threads(thread_count)
-                    config = build_config(spec.config, {"concept": concept_text, "seed": seed})
+                    config = build_config(spec.config, {**(overrides or {}), "concept": concept_text, "seed": seed})
                     model = backend.clone(base)
                     start = time.perf_counter()
                     spec.run(MethodCall(backend, base, model, config, _context(), picked))
@@ -191,13 +193,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seeds", default=",".join(map(str, SEEDS)))
     parser.add_argument("--threads", default=",".join(map(str, THREADS)))
     parser.add_argument("--split", default="eval", choices=("eval", "tune"))
+    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                        help="override a method setting (tune sweeps; the reported benchmark uses the defaults)")
     args = parser.parse_args(argv)
     named = tuple(a for a in args.names if a in METHODS)
     chosen = named or (() if "gold" in args.names else METHODS)
     for row in run(chosen, tuple(a for a in args.names if a in CONCEPTS) or CONCEPTS,
                    gold_standard="gold" in args.names or not named,
                    seeds=tuple(int(s) for s in args.seeds.split(",")),
-                   threads=tuple(int(t) for t in args.threads.split(",")), split=args.split):
+                   threads=tuple(int(t) for t in args.threads.split(",")), split=args.split,
+                   overrides=dict(item.split("=", 1) for item in args.set)):
         print(json.dumps(row), flush=True)
 
 
