@@ -8,7 +8,9 @@ learning, Khosla et al. 2020), which removes CLIP's false negatives, and extra p
 additional (hard) negatives.
 
 Usage:  python scripts/train_clip.py --steps 3000 --max-minutes 60     (resumes from --work-dir checkpoints)
-Outputs: assets/faceworld/clip.safetensors (vision tower, text projection, logit scale; arch in metadata).
+Outputs: --out, default assets/faceworld/clip.safetensors (vision tower, text projection, logit scale; arch in
+metadata). Work files (caption features, renders, checkpoint, log) go to --work-dir, default
+scripts/training_common.default_work_dir("clip").
 """
 from __future__ import annotations
 
@@ -29,6 +31,13 @@ if str(REPO) not in sys.path:
 
 from backends.faceworld import clip as fw_clip  # noqa: E402
 from backends.faceworld import world  # noqa: E402
+from scripts.training_common import (  # noqa: E402
+    RunLog,
+    atomic_path,
+    default_work_dir,
+    load_checkpoint,
+    save_checkpoint,
+)
 
 ATTR_NAMES = list(world.ATTRIBUTES)
 CHARACTER_NAMES = list(world.CHARACTERS)
@@ -39,8 +48,8 @@ class TrainConfig:
     """Everything that determines a training run."""
 
     out: str = str(fw_clip.ASSET_PATH)
-    work_dir: str = "/tmp/faceworld_clip"
-    log: str | None = "/tmp/team/clip_train.log"
+    work_dir: str = field(default_factory=lambda: str(default_work_dir("clip")))  # caches, checkpoint
+    log: str | None = None           # None: train.log in work_dir
     seed: int = 0
     n_images: int = 48000            # training renders (seeds: seed*1000 + 1 ...)
     n_caption_pool: int = 16000      # captions whose MiniLM features are computed (own captions of the first faces)
@@ -116,10 +125,8 @@ def prompt_texts(cfg: TrainConfig) -> list[str]:
 
 
 def _save_npz(path: Path, data: dict[str, np.ndarray]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.stem + ".tmp.npz")
-    np.savez(tmp, **data)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        np.savez(tmp, **data)
 
 
 def prepare_data(cfg: TrainConfig, model, tokenizer, log) -> dict[str, np.ndarray]:
@@ -261,12 +268,9 @@ def save_asset(model, cfg: TrainConfig, metrics: dict[str, float]) -> None:
     state = {k: v.half() if v.is_floating_point() else v for k, v in fw_clip.trained_state_dict(model).items()}
     metadata = fw_clip.arch_to_metadata(cfg.arch)
     metadata["metrics"] = json.dumps({k: round(v, 4) for k, v in metrics.items()})
-    out = Path(cfg.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp")
-    save_file(state, str(tmp), metadata=metadata)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, out)
+    with atomic_path(cfg.out) as tmp:
+        save_file(state, str(tmp), metadata=metadata)
+        os.chmod(tmp, 0o644)
 
 
 def train(cfg: TrainConfig) -> dict[str, float]:
@@ -277,14 +281,7 @@ def train(cfg: TrainConfig) -> dict[str, float]:
     torch.set_num_threads(cfg.threads)
     work = Path(cfg.work_dir)
     work.mkdir(parents=True, exist_ok=True)
-    log_file = open(cfg.log, "a") if cfg.log else None
-
-    def log(message: str) -> None:
-        line = f"[{time.strftime('%H:%M:%S')}] {message}"
-        print(line, flush=True)
-        if log_file:
-            log_file.write(line + "\n")
-            log_file.flush()
+    log = RunLog(cfg.log or work / "train.log", "clip")
 
     torch.manual_seed(cfg.seed)
     model, tokenizer = fw_clip.build_model(cfg.arch)
@@ -297,8 +294,8 @@ def train(cfg: TrainConfig) -> dict[str, float]:
     step, elapsed_before = 0, 0.0
     rng = np.random.default_rng(cfg.seed * 1000 + 4)
     generator = torch.Generator().manual_seed(cfg.seed)
-    if ckpt_path.is_file():
-        ckpt = torch.load(ckpt_path, weights_only=True)
+    ckpt = load_checkpoint(ckpt_path)
+    if ckpt is not None:
         model.load_state_dict(ckpt["model"], strict=False)
         optimizer.load_state_dict(ckpt["optimizer"])
         step, elapsed_before = int(ckpt["step"]), float(ckpt["elapsed"])
@@ -307,10 +304,8 @@ def train(cfg: TrainConfig) -> dict[str, float]:
         log(f"resumed from {ckpt_path} at step {step}")
 
     def save_ckpt() -> None:
-        tmp = ckpt_path.with_suffix(".tmp")
-        torch.save({"model": fw_clip.trained_state_dict(model), "optimizer": optimizer.state_dict(), "step": step,
-                    "elapsed": elapsed_before + time.time() - start}, tmp)
-        os.replace(tmp, ckpt_path)
+        save_checkpoint(ckpt_path, {"model": fw_clip.trained_state_dict(model), "optimizer": optimizer.state_dict(),
+                                    "step": step, "elapsed": elapsed_before + time.time() - start})
 
     def lr_at(s: int) -> float:
         if s < cfg.warmup_steps:
@@ -370,8 +365,6 @@ def train(cfg: TrainConfig) -> dict[str, float]:
     save_asset(model, cfg, metrics)
     log(f"{'stopped (resume to continue)' if stopped_early else 'done'} at step {step}; wrote {cfg.out}; "
         f"metrics {json.dumps({k: round(v, 4) for k, v in metrics.items()})}")
-    if log_file:
-        log_file.close()
     return metrics
 
 

@@ -2,20 +2,23 @@
 
 Non-saturating logistic loss, lazy R1 regularisation on reals, Adam (lr 0.0025, betas (0, 0.99)), EMA of the
 generator weights (shipped), w_avg tracked for truncation. Data: a pool of faces drawn by world.sample_faces,
-rendered at 64 px and area-downscaled to 32 px, cached as uint8 .npy in /tmp.
+rendered at 64 px and area-downscaled to 32 px, cached as uint8 .npy in the work folder.
 
-Because the world is ours, every training face also has a latent code (LatentCode: each sampling factor of
-the face owns z coordinates, so z ~ N(0, I) keeps the data's attribute frequencies), and G pays an L1
-reconstruction term on (z_face, render(face)) pairs next to the adversarial loss. On a 2-core CPU budget a
-plain GAN of this size had not found faces (nor the attribute frequencies) after ~80k images; the paired
-term makes the frequencies right by construction and the training fast. recon_weight 0 gives the plain GAN.
+Because the world is ours, every training face also has a latent code (LatentCode in
+backends/faceworld/latent_code.py: each sampling factor of the face owns z coordinates, so z ~ N(0, I) keeps the
+data's attribute frequencies), and G pays an L1 reconstruction term on (z_face, render(face)) pairs next to the
+adversarial loss. On a 2-core CPU budget a plain GAN of this size had not found faces (nor the attribute
+frequencies) after ~80k images; the paired term makes the frequencies right by construction and the training
+fast. recon_weight 0 gives the plain GAN.
 
     python scripts/train_gan.py                        # base model  -> assets/faceworld/gan_base.safetensors
     python scripts/train_gan.py --exclude glasses      # gold standard without glasses/sunglasses
                                                        #             -> assets/faceworld/gan_no_glasses.safetensors
 
-Checkpoints (every --ckpt-every-s seconds) go to /tmp/team/gan_ckpt/<variant>/last.pt and training resumes
-from there; the shipped asset and the model card (assets/faceworld/GAN.md) are rewritten at every checkpoint.
+Work files live in --work-dir (default: scripts/training_common.default_work_dir("gan")): the render pool in
+data/, the log in train.log, and per variant <variant>/last.pt (a checkpoint every ckpt_every_s seconds;
+training resumes from it) and <variant>/grid.png (samples). The shipped asset and the model card
+(assets/faceworld/GAN.md) in --asset-dir are rewritten at every checkpoint.
 """
 
 from __future__ import annotations
@@ -40,6 +43,14 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from backends.faceworld import world
+from backends.faceworld.latent_code import LatentCode
+from scripts.training_common import (
+    RunLog,
+    atomic_path,
+    default_work_dir,
+    load_checkpoint,
+    save_checkpoint,
+)
 
 EXCLUDE_PRESETS: dict[str, dict[str, tuple[str, ...]]] = {
     "glasses": {"glasses": ("glasses", "sunglasses")},
@@ -72,11 +83,8 @@ class TrainConfig:
     seed: int = 0
     render_size: int = 64                    # rendered, then area-downscaled to gan["image_size"]
     gan: dict = field(default_factory=dict)  # GANConfig overrides; {} = shipped architecture
-    ckpt_dir: str = "/tmp/team/gan_ckpt"
-    pool_dir: str = "/tmp/team/gan_data"
+    work_dir: str = field(default_factory=lambda: str(default_work_dir("gan")))  # pool, log, checkpoints, grids
     asset_dir: str = str(REPO / "assets" / "faceworld")
-    log_path: str = "/tmp/team/gan_train.log"
-    grid_path: str = "/tmp/team/gan_grid.png"
     ckpt_every_s: float = 180.0
     grid_every_s: float = 600.0
     log_every: int = 50
@@ -93,7 +101,20 @@ class TrainConfig:
 
     @property
     def run_dir(self) -> Path:
-        return Path(self.ckpt_dir) / self.variant
+        """This variant's checkpoint (last.pt) and sample grid (grid.png)."""
+        return Path(self.work_dir) / self.variant
+
+    @property
+    def pool_dir(self) -> Path:
+        return Path(self.work_dir) / "data"
+
+    @property
+    def log_path(self) -> Path:
+        return Path(self.work_dir) / "train.log"
+
+    @property
+    def grid_path(self) -> Path:
+        return self.run_dir / "grid.png"
 
     @property
     def asset_path(self) -> Path:
@@ -124,122 +145,15 @@ def load_pool(config: TrainConfig, image_size: int, log=print) -> tuple[np.ndarr
     fingerprint = _world_fingerprint(config.exclude, image_size, config.render_size)
     name = (f"pool_{config.exclude or 'all'}_{config.pool_size}_s{config.data_seed}_{config.render_size}to"
             f"{image_size}_{fingerprint}.npy")
-    path = Path(config.pool_dir) / name
+    path = config.pool_dir / name
     if path.exists():
         return np.load(path), fingerprint
     start = time.time()
     pool = render_pool(config.pool_size, config.data_seed, config.exclude, config.render_size, image_size)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.npy")
-    np.save(tmp, pool)
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        np.save(tmp, pool)
     log(f"rendered pool {path} in {time.time() - start:.1f}s")
     return pool, fingerprint
-
-
-class LatentCode:
-    """Where each training face sits in z-space, so the generator can also learn the renderer.
-
-    A categorical factor of world.sample_faces (each attribute, face shape, hair style, hat/frame colour, brim
-    side) with V values owns V coordinates of z: its value is argmax_v(z_v + b_v), the biases b chosen so that
-    z ~ N(0, I) gives each value its frequency in the pool (a Gaussian "argmax code": each value has its own
-    direction, which a network learns far faster than thresholds on one axis). Continuous geometry (size,
-    position, eye spacing) owns one coordinate through its empirical CDF. A face's z is drawn from N(0, I)
-    conditioned on its values (rejection sampling); the remaining coordinates are free noise. So z ~ N(0, I)
-    has the data's marginals and (z, render(face)) pairs give the reconstruction term. Named characters are
-    encoded through their attribute and geometry values.
-
-    With decode_code (the default) the mapping network reads each categorical slice as the one-hot of that argmax
-    (GANConfig.code_groups, buffer code_bias), so G need not learn the argmax cones itself. Without it, 100
-    minutes of training left G(z_face) showing the face's expression for 32 % of faces (chance: 33 %) and its
-    hair colour for 34 %; with it, 150 seconds of the reconstruction term alone gave 84 % skin and 92 % beard.
-    """
-
-    CANDIDATES = 48  # rejection-sampling draws per face and factor (misses are fixed up, see sample)
-
-    def __init__(self, faces: list, z_dim: int, seed: int = 0) -> None:
-        import dataclasses
-
-        columns: dict[str, list] = {f"attr.{name}": [face.attrs[name] for face in faces] for name in world.ATTRIBUTES}
-        for item in dataclasses.fields(faces[0]):
-            if item.name not in ("attrs", "character"):
-                columns[item.name] = [getattr(face, item.name) for face in faces]
-        n = len(faces)
-        is_continuous = {name: all(isinstance(v, float) for v in values) for name, values in columns.items()}
-        needed = sum(1 if is_continuous[name] else len({repr(v) for v in values}) for name, values in columns.items())
-        if needed > z_dim:
-            raise ValueError(f"z_dim {z_dim} is smaller than the {needed} coordinates the face factors need")
-        rng = np.random.default_rng(seed)
-        self.factors = list(columns)
-        self.continuous: list[tuple[int, np.ndarray]] = []        # (z index, (N,) CDF value of each face)
-        self.categorical: list[tuple[int, np.ndarray, np.ndarray]] = []  # (first z index, biases (V,), (N,) value)
-        offset = 0
-        for name, values in columns.items():
-            if is_continuous[name]:
-                rank = np.argsort(np.argsort(np.asarray(values), kind="stable"), kind="stable")
-                self.continuous.append((offset, ((rank + 0.5) / n).astype(np.float64)))
-                offset += 1
-            else:
-                keys = [repr(v) for v in values]
-                categories = sorted(set(keys))
-                index = np.array([categories.index(key) for key in keys])
-                freqs = np.bincount(index, minlength=len(categories)) / n
-                self.categorical.append((offset, self._argmax_biases(freqs, rng), index))
-                offset += len(categories)
-        self.z_dim = z_dim
-        self.coded_dims = offset
-
-    @staticmethod
-    def _argmax_biases(freqs: np.ndarray, rng: np.random.Generator, iterations: int = 40) -> np.ndarray:
-        """b with P(argmax(z + b) = v) = freqs[v] for z ~ N(0, I), fitted by Monte Carlo fixed-point steps."""
-        biases = np.zeros(len(freqs))
-        if len(freqs) == 1:
-            return biases
-        z = rng.standard_normal((40_000, len(freqs)))
-        for _ in range(iterations):
-            hit = np.bincount((z + biases).argmax(1), minlength=len(freqs)) / len(z)
-            biases += 0.5 * (np.log(freqs) - np.log(np.maximum(hit, 1e-6)))
-            biases -= biases.mean()
-        return biases
-
-    def groups(self) -> list[tuple[int, int]]:
-        """(first z index, width) of every categorical factor: GANConfig.code_groups."""
-        return [(start, len(biases)) for start, biases, _ in self.categorical if len(biases) > 1]
-
-    def bias_vector(self):
-        """(z_dim,) float32 tensor of the argmax biases (zero outside the categorical slices): code_bias."""
-        import torch
-
-        bias = torch.zeros(self.z_dim)
-        for start, biases, _ in self.categorical:
-            bias[start:start + len(biases)] = torch.from_numpy(biases).float()
-        return bias
-
-    def sample(self, index: np.ndarray, generator):
-        """z (B, z_dim) for the faces at index: fresh conditional draws of the coded coordinates, free noise."""
-        import torch
-
-        batch = len(index)
-        z = torch.randn(batch, self.z_dim, generator=generator)
-        for k, cdf in self.continuous:
-            jitter = (torch.rand(batch, generator=generator).double() - 0.5) / len(cdf)
-            u = (torch.from_numpy(cdf[index]) + jitter).clamp(1e-6, 1 - 1e-6)
-            z[:, k] = torch.special.ndtri(u).float()
-        for k, biases, values in self.categorical:
-            width = len(biases)
-            target = torch.from_numpy(values[index])  # (B,)
-            draws = torch.randn(batch, self.CANDIDATES, width, generator=generator)  # (B, C, V)
-            ok = (draws + torch.from_numpy(biases).float()).argmax(-1) == target[:, None]  # (B, C)
-            first = ok.float().argmax(1)  # first accepted draw (index 0 if none: fixed below)
-            chosen = draws[torch.arange(batch), first]  # (B, V)
-            missing = ~ok.any(1)
-            if missing.any():  # vanishingly rare: lift the target coordinate just above the others
-                shifted = chosen[missing] + torch.from_numpy(biases).float()
-                row = torch.arange(int(missing.sum()))
-                shifted[row, target[missing]] = shifted.max(1).values + 0.1
-                chosen[missing] = shifted - torch.from_numpy(biases).float()
-            z[:, k:k + width] = chosen
-        return z
 
 
 # ------------------------------------------------------------------------------------------------ training
@@ -425,7 +339,7 @@ def write_card(trainer: Trainer, finished: bool, metrics: dict | None = None) ->
         f"- Architecture: {json.dumps(G.config.to_dict())}; G {params_G:,} params, D {params_D:,} params, "
         f"num_ws {G.num_ws}.",
         f"- Recipe: non-saturating logistic loss + {config.recon_weight} x L1 reconstruction of renders from "
-        f"their latent code (see LatentCode in the script"
+        f"their latent code (see LatentCode in backends/faceworld/latent_code.py"
         f"{'; the mapping decodes its categorical factors to one-hot codes' if G.config.code_groups else ''}), lazy R1 (gamma {config.r1_gamma}, every "
         f"{config.r1_interval} steps), Adam lr {config.lr} betas (0, 0.99) (cosine decay to {config.lr_final_ratio:g} x lr over the last "
         f"{1 - config.lr_decay_from:.0%} of the budget), batch {config.batch}, style mixing "
@@ -486,15 +400,9 @@ def set_card_metrics(card_path: Path, variant: str, metrics: dict) -> None:
 
 def checkpoint(trainer: Trainer, finished: bool) -> None:
     """Checkpoint for resume + shipped asset + model card (so a cut-short run still ships)."""
-    import torch
-
     from backends.faceworld.gan import save_gan
 
-    run_dir = trainer.config.run_dir
-    run_dir.mkdir(parents=True, exist_ok=True)
-    tmp = run_dir / "last.pt.tmp"
-    torch.save(trainer.state_dict(), tmp)
-    tmp.replace(run_dir / "last.pt")
+    save_checkpoint(trainer.config.run_dir / "last.pt", trainer.state_dict())
     save_gan(trainer.config.asset_path, trainer.G_ema, trainer.D, metadata={
         "variant": trainer.config.variant, "steps": str(trainer.step_index),
         "train_config": json.dumps(asdict(trainer.config))})
@@ -503,15 +411,9 @@ def checkpoint(trainer: Trainer, finished: bool) -> None:
 
 def train(config: TrainConfig) -> Trainer:
     """Train (resuming from run_dir/last.pt if present) until config.steps or the wall-time budget."""
-    import torch
     from tqdm import tqdm
 
-    Path(config.log_path).parent.mkdir(parents=True, exist_ok=True)
-
-    def log(message: str) -> None:
-        line = f"{time.strftime('%H:%M:%S')} [{config.variant}] {message}"
-        with open(config.log_path, "a") as handle:
-            handle.write(line + "\n")
+    log = RunLog(config.log_path, config.variant, echo=False)
 
     code = None
     if config.recon_weight > 0 or config.decode_code:
@@ -522,8 +424,9 @@ def train(config: TrainConfig) -> Trainer:
         log(f"latent code: {len(code.factors)} factors {code.factors}")
     trainer = Trainer(config, log, code)
     last = config.run_dir / "last.pt"
-    if last.exists():
-        trainer.load_state_dict(torch.load(last, weights_only=True, map_location=config.device))
+    state = load_checkpoint(last, map_location=config.device)
+    if state is not None:
+        trainer.load_state_dict(state)
         log(f"resumed from {last} at step {trainer.step_index}")
     pool, trainer.data_fingerprint = load_pool(config, trainer.G.config.image_size, log)
     log(f"start step {trainer.step_index}/{config.steps}, pool {pool.shape}, config {json.dumps(asdict(config))}")
@@ -578,10 +481,9 @@ def main(argv: list[str] | None = None) -> Trainer | None:
     parser.add_argument("--lr", type=float, default=defaults.lr)
     parser.add_argument("--pool-size", type=int, default=defaults.pool_size)
     parser.add_argument("--seed", type=int, default=defaults.seed)
-    parser.add_argument("--ckpt-dir", default=defaults.ckpt_dir)
-    parser.add_argument("--asset-dir", default=defaults.asset_dir)
-    parser.add_argument("--log-path", default=defaults.log_path)
-    parser.add_argument("--grid-path", default=defaults.grid_path)
+    parser.add_argument("--work-dir", default=defaults.work_dir,
+                        help="render pool, log, checkpoints (resumed from) and sample grids")
+    parser.add_argument("--asset-dir", default=defaults.asset_dir, help="where the weights and GAN.md are written")
     parser.add_argument("--threads", type=int, default=defaults.threads)
     parser.add_argument("--device", default=defaults.device, help="cpu or cuda")
     parser.add_argument("--card-metrics", metavar="JSON", default=None,
@@ -593,8 +495,7 @@ def main(argv: list[str] | None = None) -> Trainer | None:
         return None
     config = TrainConfig(variant=variant, exclude=args.exclude, steps=args.steps, max_minutes=args.max_minutes,
                          batch=args.batch, lr=args.lr, pool_size=args.pool_size, seed=args.seed,
-                         ckpt_dir=args.ckpt_dir, asset_dir=args.asset_dir, log_path=args.log_path,
-                         grid_path=args.grid_path, threads=args.threads, device=args.device)
+                         work_dir=args.work_dir, asset_dir=args.asset_dir, threads=args.threads, device=args.device)
     return train(config)
 
 

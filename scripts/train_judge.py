@@ -6,17 +6,17 @@ generator output: random blur, Gaussian noise, brightness/contrast and per-chann
 keep hair and skin colours apart), shifts of up to 2 px, horizontal flips, and down/up-scaling through 16-28 px.
 
 Usage:  python scripts/train_judge.py --steps 4000 --max-minutes 30   (resumes from --work-dir)
-Output: assets/faceworld/judge.safetensors (architecture, data seeds and held-out accuracy in the metadata).
+Output: --out, default assets/faceworld/judge.safetensors (architecture, data seeds and held-out accuracy in the
+metadata). The checkpoint goes to --work-dir, default scripts/training_common.default_work_dir("judge").
 """
 from __future__ import annotations
 
 import argparse
 import json
 import math
-import os
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +27,12 @@ if str(REPO) not in sys.path:
 
 from backends.faceworld import judge as fw_judge  # noqa: E402
 from backends.faceworld import world  # noqa: E402
+from scripts.training_common import (  # noqa: E402
+    atomic_path,
+    default_work_dir,
+    load_checkpoint,
+    save_checkpoint,
+)
 
 #: Data seeds: training renders and the held-out check. The GAN/CLIP/diffusion trainers use seeds 0-1 and
 #: the benchmarks 20_261_130; these are apart from all of them.
@@ -37,7 +43,7 @@ HELDOUT_SEED = 7_001
 @dataclass
 class TrainConfig:
     out: str = str(fw_judge.ASSET_PATH)
-    work_dir: str = "/tmp/faceworld_judge"
+    work_dir: str = field(default_factory=lambda: str(default_work_dir("judge")))  # checkpoint (resumed from)
     seed: int = 0
     n_train: int = 40_000
     n_heldout: int = 4_000
@@ -136,8 +142,6 @@ def train(cfg: TrainConfig) -> dict:
     from safetensors.torch import save_file
 
     torch.set_num_threads(cfg.threads)
-    work = Path(cfg.work_dir)
-    work.mkdir(parents=True, exist_ok=True)
     start_time = time.time()
     train_x, train_y = make_split(cfg.n_train, TRAIN_SEED)
     held_x, held_y = make_split(cfg.n_heldout, HELDOUT_SEED)
@@ -147,10 +151,10 @@ def train(cfg: TrainConfig) -> dict:
     net = fw_judge.build_net()
     optimiser = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     generator = torch.Generator().manual_seed(cfg.seed)
-    ckpt_path = work / "last.pt"
+    ckpt_path = Path(cfg.work_dir) / "last.pt"
     step, elapsed_before = 0, 0.0
-    if ckpt_path.is_file():
-        ckpt = torch.load(ckpt_path, weights_only=True)
+    ckpt = load_checkpoint(ckpt_path)
+    if ckpt is not None:
         net.load_state_dict(ckpt["net"])
         optimiser.load_state_dict(ckpt["optimiser"])
         generator.set_state(ckpt["rng"])
@@ -160,10 +164,9 @@ def train(cfg: TrainConfig) -> dict:
     session_start = time.time()
 
     def save_ckpt() -> None:
-        tmp = ckpt_path.with_suffix(".tmp")
-        torch.save({"net": net.state_dict(), "optimiser": optimiser.state_dict(), "rng": generator.get_state(),
-                    "step": step, "elapsed": elapsed_before + time.time() - session_start}, tmp)
-        os.replace(tmp, ckpt_path)
+        save_checkpoint(ckpt_path, {"net": net.state_dict(), "optimiser": optimiser.state_dict(),
+                                    "rng": generator.get_state(), "step": step,
+                                    "elapsed": elapsed_before + time.time() - session_start})
 
     while step < cfg.steps:
         for group in optimiser.param_groups:   # cosine decay to 5 % of lr
@@ -195,9 +198,9 @@ def train(cfg: TrainConfig) -> dict:
               "data": {"train": f"world.sample_faces({cfg.n_train}, seed={TRAIN_SEED})",
                        "heldout": f"world.sample_faces({cfg.n_heldout}, seed={HELDOUT_SEED})",
                        "render": "world.render_small (64 px, area-averaged to 32 px)"}}
-    Path(cfg.out).parent.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, cfg.out,
-              metadata={"arch": json.dumps(fw_judge.DEFAULT_ARCH), "report": json.dumps(report)})
+    with atomic_path(cfg.out) as tmp:
+        save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(tmp),
+                  metadata={"arch": json.dumps(fw_judge.DEFAULT_ARCH), "report": json.dumps(report)})
     print(json.dumps(report), flush=True)
     return report
 

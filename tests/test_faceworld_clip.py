@@ -106,6 +106,7 @@ def test_train_script_runs_two_steps(tmp_path):
     ])
     assert out.is_file() and metrics["steps"] == 2
     assert (tmp_path / "work" / "ckpt_0.pt").is_file()
+    assert "[clip] done at step 2" in (tmp_path / "log.txt").read_text()
     tiny = fw_clip.load_clip("cpu", path=out)
     assert tiny.embed_dim == 16
     assert tiny.encode_images(np.zeros((2, 32, 32, 3), dtype=np.uint8)).shape == (2, 16)

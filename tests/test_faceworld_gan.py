@@ -13,6 +13,7 @@ torch = pytest.importorskip("torch")
 
 from backends.faceworld import gan as gan_module
 from backends.faceworld.gan import load_gan, random_gan
+from backends.faceworld.latent_code import LatentCode
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = {"z_dim": 64, "w_dim": 16, "mapping_layers": 2, "channels": (16, 16, 8, 8), "d_channels": (16, 16, 8, 8)}
@@ -157,23 +158,24 @@ def test_training_smoke_and_resume(tmp_path):
     train_gan = _load_train_script()
     config = train_gan.TrainConfig(
         steps=2, batch=4, pool_size=8, gan=dict(TINY), r1_interval=2, log_every=1, progress=False,
-        ckpt_dir=str(tmp_path / "ckpt"), pool_dir=str(tmp_path / "pool"), asset_dir=str(tmp_path / "assets"),
-        log_path=str(tmp_path / "train.log"), grid_path=str(tmp_path / "grid.png"))
+        work_dir=str(tmp_path / "work"), asset_dir=str(tmp_path / "assets"))
     trainer = train_gan.train(config)
     assert trainer.step_index == 2
-    code = train_gan.LatentCode(train_gan.world.sample_faces(8, config.data_seed), TINY["z_dim"])
+    code = LatentCode(train_gan.world.sample_faces(8, config.data_seed), TINY["z_dim"])
     assert trainer.G_ema.config.code_groups == tuple(code.groups())
     assert torch.equal(trainer.G_ema.mapping.code_bias, code.bias_vector())  # z ~ N(0, I) keeps the pool's frequencies
     assert all(np.isfinite(h["loss_D"]) and np.isfinite(h["loss_G"]) for h in trainer.history)
     asset = tmp_path / "assets" / "gan_base.safetensors"
-    assert asset.exists() and (tmp_path / "assets" / "GAN.md").exists() and (tmp_path / "grid.png").exists()
+    assert asset.exists() and (tmp_path / "assets" / "GAN.md").exists()
+    assert (tmp_path / "work" / "base" / "grid.png").exists() and (tmp_path / "work" / "base" / "last.pt").exists()
+    assert list((tmp_path / "work" / "data").glob("pool_*.npy"))  # the render pool is cached in the work folder
     first = gan_module.load_gan_file(asset, device="cpu").generate([0])
     assert train_gan.main(["--asset-dir", str(tmp_path / "assets"), "--card-metrics", '{"err_pts": 1.5}']) is None
 
     config.steps = 3
     resumed = train_gan.train(config)
     assert resumed.step_index == 3  # continued from the checkpoint, not from zero
-    assert "resumed from" in (tmp_path / "train.log").read_text()
+    assert "resumed from" in (tmp_path / "work" / "train.log").read_text()
     second = gan_module.load_gan_file(asset, device="cpu").generate([0])
     assert not np.array_equal(first, second)  # the extra step changed the shipped EMA weights
     card = (tmp_path / "assets" / "GAN.md").read_text()
@@ -194,11 +196,10 @@ def test_exclude_pool_has_no_glasses(tmp_path):
 
 
 def test_latent_code_matches_data_marginals():
-    train_gan = _load_train_script()
     from backends.faceworld import world
 
     faces = world.sample_faces(400, 3)
-    code = train_gan.LatentCode(faces, z_dim=64)
+    code = LatentCode(faces, z_dim=64)
     z = code.sample(np.arange(len(faces)), torch.Generator().manual_seed(0)).numpy()  # (400, 64)
     assert z.shape == (400, 64) and np.isfinite(z).all()
     free = np.random.default_rng(0).standard_normal((20_000, 64))
@@ -210,7 +211,29 @@ def test_latent_code_matches_data_marginals():
         decoded = np.bincount((free[:, offset:offset + width] + biases).argmax(1), minlength=width) / len(free)
         np.testing.assert_allclose(decoded, np.bincount(values, minlength=width) / len(values), atol=0.03)
     with pytest.raises(ValueError, match="z_dim"):
-        train_gan.LatentCode(faces, z_dim=16)
+        LatentCode(faces, z_dim=16)
+
+
+def test_shipped_gan_code_layout_is_latent_code():
+    """The shipped base GAN's decoded slices and their biases are LatentCode's for its training data (seed and
+    exclusion from the asset's metadata): a change to LatentCode that moves what z means fails here."""
+    import json
+
+    from safetensors import safe_open
+
+    from backends.faceworld import world
+
+    path = gan_module.ASSET_DIR / gan_module.VARIANTS["base"]
+    if not path.exists():
+        pytest.skip(f"{path} not trained yet (python scripts/train_gan.py)")
+    with safe_open(str(path), framework="pt") as handle:
+        trained = json.loads(handle.metadata()["train_config"])
+    assert trained["exclude"] == "" and trained["decode_code"]
+    generator = load_gan("base", device="cpu").generator
+    # 3,000 of the 50,000 training faces: the same factors and values, frequencies within sampling error
+    code = LatentCode(world.sample_faces(3000, trained["data_seed"]), generator.config.z_dim)
+    assert tuple(code.groups()) == generator.config.code_groups
+    np.testing.assert_allclose(code.bias_vector().numpy(), generator.mapping.code_bias.numpy(), atol=0.15)
 
 
 def test_categorical_code_decodes_argmax_and_round_trips(tmp_path):

@@ -86,7 +86,7 @@ class MappingNetwork(nn.Module):
 
     With code_groups, each listed slice of z is first replaced by the one-hot of argmax(z_slice + code_bias): a
     categorical latent code (InfoGAN-style) whose values keep the training data's frequencies under z ~ N(0, I)
-    when code_bias is set from them (scripts/train_gan.py, LatentCode). The other coordinates pass unchanged.
+    when code_bias is set from them (backends/faceworld/latent_code.py, LatentCode). The other coordinates pass unchanged.
     """
 
     CODE_SCALE = 2.0  # one-hot height: about the magnitude of the Gaussian coordinates beside it
