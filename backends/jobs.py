@@ -40,6 +40,7 @@ class JobState:
     finished: float | None = None
     edit_ready: bool = False  # the job's edit exists (committed) while its evaluation may still run
     queue_position: int = 0   # waiting for a compute slot: 1 = next in line (0: not waiting)
+    preview: list | None = None  # a quick estimate of the metrics (MetricRow list) until the result is final
 
     @property
     def is_finished(self) -> bool:
@@ -99,6 +100,11 @@ class JobContext:
         with self._lock:
             self._state.edit_ready = True
 
+    def preview(self, rows: list) -> None:
+        """Show a quick estimate of the metrics (on the first samples) while the evaluation goes on."""
+        with self._lock:
+            self._state.preview = list(rows)
+
     def yield_to_edits(self) -> None:
         """Hand the compute slot to jobs waiting to make an edit and queue again behind them (the rest of
         this job, e.g. its evaluation, is evidence that can wait; the visitors waiting for an edit cannot).
@@ -129,7 +135,8 @@ class Job:
         with self._lock:
             s = self._state
             return JobState(s.status, s.step, s.total, s.phase, [dict(r) for r in s.history], list(s.log),
-                            s.result, s.error, s.started, s.finished, s.edit_ready, position)
+                            s.result, s.error, s.started, s.finished, s.edit_ready, position,
+                            list(s.preview) if s.preview is not None else None)
 
     def _requeue(self) -> None:
         self._slots.release(self)

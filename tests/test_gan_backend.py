@@ -200,3 +200,23 @@ def test_a_measurement_survives_the_disk_cache_unchanged(base):
         assert getattr(restored, name).keys() == getattr(original, name).keys()
         for attribute, values in getattr(original, name).items():
             assert np.array_equal(getattr(restored, name)[attribute], values), (name, attribute)
+
+
+def test_evaluation_shows_a_quick_estimate_first_and_the_split_measurement_matches_one_run(base):
+    from backends.gan.backend import PREVIEW_SAMPLES, Measurement, measure, seeds_from
+
+    ctx = context()
+    config = build_config(registry.method("gan", "text_to_unlearn").config, {"eval_samples": PREVIEW_SAMPLES + 12})
+    rows = BACKEND.evaluate(base, BACKEND.clone(base), config, ctx)
+    preview = ctx._state.preview
+    assert preview and [r.name for r in preview] == [r.name for r in rows]
+    assert {r.n for r in preview if r.n} == {PREVIEW_SAMPLES}
+    assert {r.n for r in rows if r.n} == {PREVIEW_SAMPLES + 12}
+    concept = concepts.resolve(base.encoder, "glasses")
+    seeds = seeds_from(0, 10)
+    whole = measure(base, base.generator, concept, seeds)
+    split = Measurement.joined(measure(base, base.generator, concept, seeds[:4]),
+                               measure(base, base.generator, concept, seeds[4:]))
+    assert np.allclose(split.images.numpy(), whole.images.numpy(), atol=1e-5)
+    assert np.array_equal(split.judge_mask, whole.judge_mask) and np.array_equal(split.clip_mask, whole.clip_mask)
+    assert np.array_equal(whole.head(4).judge_classes["glasses"], whole.judge_classes["glasses"][:4])

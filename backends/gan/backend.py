@@ -7,6 +7,7 @@ generator's weights, so :meth:`GanBackend.state_tensors` is the generator's stat
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -35,6 +36,8 @@ CHECK_SEED0 = 3_000_000
 #: Seeds the defaults were chosen on (never the evaluation's): tune on these, report on EVAL_SEED0.
 TUNE_SEED0 = 6_000_000
 CHECK_SAMPLES = 128
+#: Samples of the quick metrics estimate shown while the full evaluation runs.
+PREVIEW_SAMPLES = 48
 #: Below this many of CHECK_SAMPLES base samples with the concept, there is nothing to unlearn.
 MIN_PRESENT = 2
 DEFAULT_CONCEPT = "glasses"
@@ -90,6 +93,29 @@ class Measurement:
     def verdict_mask(self) -> np.ndarray:
         """The judge's verdict where it can judge the concept, else CLIP's (labelled so in the UI)."""
         return self.judge_mask if self.judge_mask is not None else self.clip_mask
+
+    def head(self, count: int) -> "Measurement":
+        """The first ``count`` samples (the seeds are in order)."""
+        def cut(value):
+            if value is None:
+                return None
+            return {k: v[:count] for k, v in value.items()} if isinstance(value, dict) else value[:count]
+
+        return Measurement(*(cut(getattr(self, f.name)) for f in dataclasses.fields(self)))
+
+    @classmethod
+    def joined(cls, first: "Measurement", second: "Measurement") -> "Measurement":
+        """``first``'s samples followed by ``second``'s (two runs of :func:`measure` on consecutive seeds)."""
+        import torch
+
+        def join(a, b):
+            if a is None or b is None:
+                return None
+            if isinstance(a, dict):
+                return {k: np.concatenate([a[k], b[k]]) for k in a}
+            return torch.cat([a, b]) if isinstance(a, torch.Tensor) else np.concatenate([a, b])
+
+        return cls(*(join(getattr(first, f.name), getattr(second, f.name)) for f in dataclasses.fields(cls)))
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         """Flat arrays for the on-disk evaluation cache (dict fields as ``field/key``; absent fields left out)."""
@@ -245,12 +271,18 @@ def evaluation_rows(base: GanModel, edited: GanModel, concept: Concept, samples:
                     ctx: "JobContext") -> list[MetricRow]:
     """Presence (judge, with CLIP's opinion beside it), where the concept's mass went, collateral,
     degree and preservation of ``edited`` vs ``base``, then the gold standard's where one exists."""
-    ctx.phase("evaluating (judge and CLIP)", total=2)
+    ctx.phase("evaluating (judge and CLIP)", total=3)
     before, floor, gold = base_measurements(base, concept, samples, ctx)
     ctx.step(1)
-    after = measure(base, edited.generator, concept, seeds_from(EVAL_SEED0, samples), ctx)
+    seeds, quick = seeds_from(EVAL_SEED0, samples), min(samples, PREVIEW_SAMPLES)
+    after = measure(base, edited.generator, concept, seeds[:quick], ctx)
+    if quick < samples:  # a quick estimate on the first samples, shown while the rest are measured
+        ctx.preview(compare_rows(base, before.head(quick), after, floor.head(quick), concept,
+                                 gold=gold.head(quick) if gold is not None else None))
+        ctx.step(2)
+        after = Measurement.joined(after, measure(base, edited.generator, concept, seeds[quick:], ctx))
     rows = compare_rows(base, before, after, floor, concept, gold=gold)
-    ctx.step(2)
+    ctx.step(3)
     if gold is not None:
         rows += compare_rows(base, before, gold, floor, concept, prefix="gold: ")
     return rows
