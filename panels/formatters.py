@@ -85,14 +85,16 @@ def _fmt_ci(value: float | None, interval: tuple[float, float] | None, unit: str
     return f"{_fmt(value, unit)} [{interval[0]:.3g}, {interval[1]:.3g}]"
 
 
-def metric_rows(rows: Sequence[MetricRow]) -> list[list[str]]:
+def metric_rows(rows: Sequence[MetricRow], estimating: bool = False) -> list[list[str]]:
     """Table rows: metric, before, after (with 95 % intervals where given), change, which direction is
-    better, and the number of samples the row rests on."""
+    better, and the number of samples the row rests on. ``estimating``: a quick estimate on the first
+    samples, each row marked so until the evaluation is final."""
     table = []
     for r in rows:
         delta = r.delta
         change = "—" if delta is None else f"{'+' if delta >= 0 else ''}{_fmt(delta, r.unit)}"
-        table.append([r.name, _fmt_ci(r.before, r.before_ci, r.unit), _fmt_ci(r.after, r.after_ci, r.unit), change,
+        name = f"{r.name} (estimating…)" if estimating else r.name
+        table.append([name, _fmt_ci(r.before, r.before_ci, r.unit), _fmt_ci(r.after, r.after_ci, r.unit), change,
                       r.better or "", "" if r.n is None else str(r.n)])
     return table
 

@@ -95,3 +95,11 @@ def test_attack_items_caption_the_evidence_and_skip_text_samples():
                                      group="edited"),
                               Sample("q0", 0, text="an answer")])
     assert len(items) == 1 and items[0][1] == "edited · search 0 · judge: sunglasses"
+
+
+def test_an_estimate_marks_every_row_until_final():
+    from backends.contract import MetricRow
+
+    rows = [MetricRow("presence", 40.0, 2.0, unit="%", n=48), MetricRow("FD", 0.0, 1.5)]
+    assert all(r[0].endswith("(estimating…)") for r in fmt.metric_rows(rows, estimating=True))
+    assert [r[0] for r in fmt.metric_rows(rows)] == ["presence", "FD"]
