@@ -7,13 +7,14 @@ model loads and the base-evaluation cache warms in the background; the start-up 
   flow.<backend>.<method>.edit_visible_s     click Unlearn -> the edit exists and the tab shows it
   flow.<backend>.<method>.metrics_final_s    click Unlearn -> metrics final (warm base cache)
   flow.lesson.<name>.seconds                 the three steps end to end (target <= 120 on 2 cores)
-and, on the GAN lesson's settings:
+and for the other methods the issue times with their defaults (FLOW_METHODS: ESD-x, Neuron Adjust), the same
+edit_visible_s / metrics_final_s on a started Lab; and, on the GAN lesson's settings:
   flow.base_cache.hit_speedup                base evaluation computed (cold) / read back by a new server from
                                              the disk cache (warm) (target >= 5)
   flow.concurrent8.uce.edit_visible_p95_s    8 visitors click the diffusion lesson's Unlearn at once on one
                                              server: 95th percentile of click -> edit visible (target <= 30)
-``python -m bench --only flow.`` runs all; ``python -m bench.flow gan`` one lesson (``cache``, ``concurrent``: the
-two extra measurements).
+``python -m bench --only flow.`` runs all; ``python -m bench.flow gan`` one lesson (``methods``, ``cache``,
+``concurrent``: the extra measurements).
 """
 from __future__ import annotations
 
@@ -28,6 +29,8 @@ import numpy as np
 
 POLL_S = 0.05
 VISITORS = 8
+#: Methods timed with their defaults beside the lessons' (backend, method).
+FLOW_METHODS = (("diffusion", "esd_x"), ("llm", "neuron_adjust"))
 
 
 def _wait(job, on_edit=None) -> object:
@@ -65,15 +68,32 @@ def lessons(names: tuple[str, ...] | None) -> Iterator[dict]:
         lab.generate("bench", lesson.backend, lesson.preset, generate.values)
         yield {"name": f"flow.{lesson.backend}.first_generate_s", "value": round(time.perf_counter() - started, 2),
                "unit": "s"}
-        clicked, visible = time.perf_counter(), []
-        job = lab.start_unlearning("bench", lesson.backend, lesson.preset, unlearn.name, unlearn.values)
-        _wait(job, lambda: visible.append(time.perf_counter()))
-        final = time.perf_counter()
+        visible, final = timed_unlearning(lab, "bench", lesson.backend, lesson.preset, unlearn.name, unlearn.values)
         prefix = f"flow.{lesson.backend}.{unlearn.name}"
-        yield {"name": f"{prefix}.edit_visible_s", "value": round(visible[0] - clicked, 2), "unit": "s"}
-        yield {"name": f"{prefix}.metrics_final_s", "value": round(final - clicked, 2), "unit": "s"}
+        yield {"name": f"{prefix}.edit_visible_s", "value": round(visible, 2), "unit": "s"}
+        yield {"name": f"{prefix}.metrics_final_s", "value": round(final, 2), "unit": "s"}
         _wait(lab.start_attack("bench", lesson.backend, lesson.preset, attack.name, attack.values))
         yield {"name": f"flow.lesson.{name}.seconds", "value": round(time.perf_counter() - started, 1), "unit": "s"}
+
+
+def timed_unlearning(lab, session: str, backend: str, preset: str, method: str, values: dict) -> tuple[float, float]:
+    """(click -> edit visible, click -> metrics final) in seconds."""
+    clicked, visible = time.perf_counter(), []
+    _wait(lab.start_unlearning(session, backend, preset, method, values), lambda: visible.append(time.perf_counter()))
+    return visible[0] - clicked, time.perf_counter() - clicked
+
+
+def methods() -> Iterator[dict]:
+    """FLOW_METHODS with their defaults, each on a Lab after start-up."""
+    from backends import registry
+
+    for backend, method in FLOW_METHODS:
+        lab, preset = _lab(), registry.default_preset(backend)
+        lab.preload([backend]).join()
+        lab.generate("bench", backend, preset, {})
+        visible, final = timed_unlearning(lab, "bench", backend, preset, method, {})
+        yield {"name": f"flow.{backend}.{method}.edit_visible_s", "value": round(visible, 2), "unit": "s"}
+        yield {"name": f"flow.{backend}.{method}.metrics_final_s", "value": round(final, 2), "unit": "s"}
 
 
 def base_cache() -> Iterator[dict]:
@@ -144,10 +164,12 @@ def run(names: tuple[str, ...] | None = None) -> Iterator[dict]:
     from backends import registry
 
     registry.load_all()
-    extras = {"cache", "concurrent"}
+    extras = {"methods", "cache", "concurrent"}
     lesson_names = tuple(n for n in names or () if n not in extras)
     if not names or lesson_names:
         yield from lessons(lesson_names or None)
+    if not names or "methods" in names:
+        yield from methods()
     if not names or "cache" in names:
         yield from base_cache()
     if not names or "concurrent" in names:
