@@ -45,6 +45,13 @@ def register_method(backend: str, name: str, *, title: str, config: type, paper:
     return decorate
 
 
+def unregister_method(backend: str, name: str) -> MethodSpec:
+    """Remove a registered method and return its spec (for tests that register a throwaway method)."""
+    spec = _lookup(_methods.get(backend, {}), name, f"{backend} method")
+    del _methods[backend][name]
+    return spec
+
+
 def register_attack(backend: str, name: str, *, title: str, config: type, paper: str = "",
                     description: str = "") -> Callable:
     """Function decorator for ``run(call: AttackCall) -> AttackResult``."""

@@ -1,11 +1,12 @@
-"""GAN benchmark: Text-to-Unlearn and Adapt-then-Unlearn on the FaceWorld preset, judged by the independent
-FaceWorld attribute judge (never by the CLIP the methods optimise through), beside the gold standard.
+"""GAN benchmark: every registered GAN method (Text-to-Unlearn, Adapt-then-Unlearn) on the FaceWorld preset, judged
+by the independent FaceWorld attribute judge (never by the CLIP the methods optimise through), beside the gold
+standard.
 
 Every method runs with method seeds SEEDS at 1 and 2 torch threads (a result that flips with the thread count
 is a bug, not noise; ``BENCH_THREADS=N`` runs at N threads only, evaluation included). Each run is judged on
 SAMPLES evaluation seeds (1,000,000..), disjoint from the gallery
 (0..), the methods' own latent draws (torch.Generator(seed)) and the methods' base check (3,000,000..).
-For <method> in text_to_unlearn, adapt_then_unlearn and <concept> in glasses, smiling:
+For <method> in the registry (:func:`methods`) and <concept> in glasses, smiling:
   gan.<m>.<c>.judge_presence_ratio      judge presence after / before, mean of the seeds at 2 threads (<= 0.10)
   gan.<m>.<c>.judge_presence_ratio_t1   the same at 1 thread
   gan.<m>.<c>.judge_presence_ratio_max  worst of seeds x thread counts (<= 0.15)
@@ -17,8 +18,9 @@ For <method> in text_to_unlearn, adapt_then_unlearn and <concept> in glasses, sm
   gan.<m>.<c>.seconds                   median wall time at 2 threads (TtU <= 60, AtU <= 180)
   gan.<m>.<c>.n_samples / n_runs        what the figures rest on
 and gan.gold.glasses.* for the GAN retrained without glasses.
-Adapt-then-Unlearn stands in for a user by picking, among the first PICK_POOL gallery seeds, up to
-MAX_PICKS samples that show the concept (the gallery's labels: the judge's, as a user sees the picture).
+For a method that takes picked samples (Adapt-then-Unlearn) the benchmark stands in for a user by picking, among
+the first PICK_POOL gallery seeds, up to MAX_PICKS samples that show the concept (the gallery's labels: the
+judge's, as a user sees the picture).
 
 ``python -m bench --only gan.`` runs everything; ``python -m bench.gan [method ...] [concept ...]
 [--seeds 0,1,2] [--threads 1,2]`` runs a part (``gold`` scores the gold standard only). ``--split tune`` scores
@@ -37,7 +39,6 @@ import numpy as np
 
 SAMPLES = 2000
 CONCEPTS = ("glasses", "smiling")
-METHODS = ("text_to_unlearn", "adapt_then_unlearn")
 SEEDS = (0, 1, 2)
 #: Torch thread counts every method runs at; BENCH_THREADS=N measures at N only.
 THREADS = (int(os.environ["BENCH_THREADS"]),) if os.environ.get("BENCH_THREADS") else (1, 2)
@@ -50,6 +51,21 @@ def _context():
     from backends.jobs import JobContext
 
     return JobContext.standalone()
+
+
+def methods() -> tuple[str, ...]:
+    """The registered GAN methods, in tab order."""
+    from backends import registry
+
+    registry.load_all(("backends.gan",))
+    return tuple(registry.methods("gan"))
+
+
+def takes_picks(config_cls: type) -> bool:
+    """Whether a method config has a field for the gallery samples the user ticked."""
+    from backends.config import field_specs
+
+    return any(spec.widget == "picked" for spec in field_specs(config_cls))
 
 
 def auto_picks(backend, base, concept_text: str) -> list:
@@ -105,7 +121,7 @@ def gold_of(base, concept, seeds: list[int]):
                                  lambda: gold_measurement(base, concept, seeds, _context()))
 
 
-def run(methods: tuple[str, ...] = METHODS, concept_texts: tuple[str, ...] = CONCEPTS,
+def run(chosen: tuple[str, ...] | None = None, concept_texts: tuple[str, ...] = CONCEPTS,
         gold_standard: bool = True, seeds: tuple[int, ...] = SEEDS,
         threads: tuple[int, ...] = THREADS, split: str = "eval",
         overrides: dict | None = None) -> Iterator[dict]:
@@ -128,9 +144,9 @@ def run(methods: tuple[str, ...] = METHODS, concept_texts: tuple[str, ...] = CON
         yield {"name": f"gan.base.{concept_text}.judge_presence", "value": round(float(before.judge_mask.mean()) * 100,
                                                                                    2), "unit": "%"}
         yield {"name": f"gan.base.{concept_text}.clip_presence", "value": round(before.clip_presence, 2), "unit": "%"}
-        for method in methods:
+        for method in methods() if chosen is None else chosen:
             spec = registry.method("gan", method)
-            picked = auto_picks(backend, base, concept_text) if method == "adapt_then_unlearn" else []
+            picked = auto_picks(backend, base, concept_text) if takes_picks(spec.config) else []
             runs: list[dict] = []
             for thread_count in threads:
                 for seed in seeds:
@@ -196,8 +212,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                         help="override a method setting (tune sweeps; the reported benchmark uses the defaults)")
     args = parser.parse_args(argv)
-    named = tuple(a for a in args.names if a in METHODS)
-    chosen = named or (() if "gold" in args.names else METHODS)
+    named = tuple(a for a in args.names if a in methods())
+    chosen = named or (() if "gold" in args.names else None)
     for row in run(chosen, tuple(a for a in args.names if a in CONCEPTS) or CONCEPTS,
                    gold_standard="gold" in args.names or not named,
                    seeds=tuple(int(s) for s in args.seeds.split(",")),

@@ -27,8 +27,8 @@ class LatentCode:
     has the data's marginals and (z, render(face)) pairs give the reconstruction term. Named characters are
     encoded through their attribute and geometry values.
 
-    With the trainer's decode_code (its default) the mapping network reads each categorical slice as the one-hot of that argmax
-    (GANConfig.code_groups, buffer code_bias), so G need not learn the argmax cones itself. Without it, 100
+    With the trainer's decode_code (its default) the mapping network reads each categorical slice as the one-hot of
+    that argmax (GANConfig.code_groups, buffer code_bias), so G need not learn the argmax cones itself. Without it, 100
     minutes of training left G(z_face) showing the face's expression for 32 % of faces (chance: 33 %) and its
     hair colour for 34 %; with it, 150 seconds of the reconstruction term alone gave 84 % skin and 92 % beard.
     """
