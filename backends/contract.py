@@ -165,29 +165,26 @@ class AttackCall:
 
 
 @dataclass(frozen=True)
-class MethodSpec:
-    """An unlearning method: ``run(call: MethodCall) -> None`` edits ``call.model`` in place."""
+class _RegisteredRun:
+    """A registered function with its config dataclass, title and paper (what the registry stores)."""
 
     backend: str
     name: str
     title: str
     config: type
-    run: Callable[..., None]
+    run: Callable[..., Any]
     paper: str = ""
     description: str = ""
 
 
 @dataclass(frozen=True)
-class AttackSpec:
-    """A probe of the edited model: ``run(call: AttackCall) -> AttackResult``."""
+class MethodSpec(_RegisteredRun):
+    """An unlearning method: ``run(call: MethodCall) -> None`` edits ``call.model`` in place."""
 
-    backend: str
-    name: str
-    title: str
-    config: type
-    run: Callable[..., AttackResult]
-    paper: str = ""
-    description: str = ""
+
+@dataclass(frozen=True)
+class AttackSpec(_RegisteredRun):
+    """A probe of the edited model: ``run(call: AttackCall) -> AttackResult``."""
 
 
 class Backend(abc.ABC):

@@ -35,14 +35,20 @@ def register_preset(backend: str, name: str, *, title: str, offline: bool, descr
     return decorate
 
 
+def _registering(table: dict, spec_cls: type, backend: str, name: str, title: str, config: type, paper: str,
+                 description: str) -> Callable:
+    """A decorator that stores ``spec_cls(...)`` of the function it decorates (description: its docstring)."""
+    def decorate(run: Callable[..., Any]) -> Callable[..., Any]:
+        table.setdefault(backend, {})[name] = spec_cls(backend, name, title, config, run, paper,
+                                                       description or (run.__doc__ or "").strip())
+        return run
+    return decorate
+
+
 def register_method(backend: str, name: str, *, title: str, config: type, paper: str = "",
                     description: str = "") -> Callable:
     """Function decorator for ``run(call: MethodCall) -> None`` (edits ``call.model`` in place)."""
-    def decorate(run: Callable[..., None]) -> Callable[..., None]:
-        _methods.setdefault(backend, {})[name] = MethodSpec(backend, name, title, config, run, paper,
-                                                            description or (run.__doc__ or "").strip())
-        return run
-    return decorate
+    return _registering(_methods, MethodSpec, backend, name, title, config, paper, description)
 
 
 def unregister_method(backend: str, name: str) -> MethodSpec:
@@ -55,11 +61,7 @@ def unregister_method(backend: str, name: str) -> MethodSpec:
 def register_attack(backend: str, name: str, *, title: str, config: type, paper: str = "",
                     description: str = "") -> Callable:
     """Function decorator for ``run(call: AttackCall) -> AttackResult``."""
-    def decorate(run: Callable[..., Any]) -> Callable[..., Any]:
-        _attacks.setdefault(backend, {})[name] = AttackSpec(backend, name, title, config, run, paper,
-                                                            description or (run.__doc__ or "").strip())
-        return run
-    return decorate
+    return _registering(_attacks, AttackSpec, backend, name, title, config, paper, description)
 
 
 def load_all(modules: tuple[str, ...] | None = None) -> None:

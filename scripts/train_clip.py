@@ -31,13 +31,7 @@ if str(REPO) not in sys.path:
 
 from backends.faceworld import clip as fw_clip  # noqa: E402
 from backends.faceworld import world  # noqa: E402
-from scripts.training_common import (  # noqa: E402
-    RunLog,
-    atomic_path,
-    default_work_dir,
-    load_checkpoint,
-    save_checkpoint,
-)
+from scripts import training_common  # noqa: E402
 
 ATTR_NAMES = list(world.ATTRIBUTES)
 CHARACTER_NAMES = list(world.CHARACTERS)
@@ -48,7 +42,7 @@ class TrainConfig:
     """Everything that determines a training run."""
 
     out: str = str(fw_clip.ASSET_PATH)
-    work_dir: str = field(default_factory=lambda: str(default_work_dir("clip")))  # caches, checkpoint
+    work_dir: str = field(default_factory=lambda: str(training_common.default_work_dir("clip")))  # caches, ckpt
     log: str | None = None           # None: train.log in work_dir
     seed: int = 0
     n_images: int = 48000            # training renders (seeds: seed*1000 + 1 ...)
@@ -125,7 +119,7 @@ def prompt_texts(cfg: TrainConfig) -> list[str]:
 
 
 def _save_npz(path: Path, data: dict[str, np.ndarray]) -> None:
-    with atomic_path(path) as tmp:
+    with training_common.atomic_path(path) as tmp:
         np.savez(tmp, **data)
 
 
@@ -268,7 +262,7 @@ def save_asset(model, cfg: TrainConfig, metrics: dict[str, float]) -> None:
     state = {k: v.half() if v.is_floating_point() else v for k, v in fw_clip.trained_state_dict(model).items()}
     metadata = fw_clip.arch_to_metadata(cfg.arch)
     metadata["metrics"] = json.dumps({k: round(v, 4) for k, v in metrics.items()})
-    with atomic_path(cfg.out) as tmp:
+    with training_common.atomic_path(cfg.out) as tmp:
         save_file(state, str(tmp), metadata=metadata)
         os.chmod(tmp, 0o644)
 
@@ -281,7 +275,7 @@ def train(cfg: TrainConfig) -> dict[str, float]:
     torch.set_num_threads(cfg.threads)
     work = Path(cfg.work_dir)
     work.mkdir(parents=True, exist_ok=True)
-    log = RunLog(cfg.log or work / "train.log", "clip")
+    log = training_common.RunLog(cfg.log or work / "train.log", "clip")
 
     torch.manual_seed(cfg.seed)
     model, tokenizer = fw_clip.build_model(cfg.arch)
@@ -294,7 +288,7 @@ def train(cfg: TrainConfig) -> dict[str, float]:
     step, elapsed_before = 0, 0.0
     rng = np.random.default_rng(cfg.seed * 1000 + 4)
     generator = torch.Generator().manual_seed(cfg.seed)
-    ckpt = load_checkpoint(ckpt_path)
+    ckpt = training_common.load_checkpoint(ckpt_path)
     if ckpt is not None:
         model.load_state_dict(ckpt["model"], strict=False)
         optimizer.load_state_dict(ckpt["optimizer"])
@@ -304,8 +298,9 @@ def train(cfg: TrainConfig) -> dict[str, float]:
         log(f"resumed from {ckpt_path} at step {step}")
 
     def save_ckpt() -> None:
-        save_checkpoint(ckpt_path, {"model": fw_clip.trained_state_dict(model), "optimizer": optimizer.state_dict(),
-                                    "step": step, "elapsed": elapsed_before + time.time() - start})
+        training_common.save_checkpoint(ckpt_path, {
+            "model": fw_clip.trained_state_dict(model), "optimizer": optimizer.state_dict(), "step": step,
+            "elapsed": elapsed_before + time.time() - start})
 
     def lr_at(s: int) -> float:
         if s < cfg.warmup_steps:

@@ -44,13 +44,7 @@ if str(REPO) not in sys.path:
 
 from backends.faceworld import world
 from backends.faceworld.latent_code import LatentCode
-from scripts.training_common import (
-    RunLog,
-    atomic_path,
-    default_work_dir,
-    load_checkpoint,
-    save_checkpoint,
-)
+from scripts import training_common
 
 EXCLUDE_PRESETS: dict[str, dict[str, tuple[str, ...]]] = {
     "glasses": {"glasses": ("glasses", "sunglasses")},
@@ -83,7 +77,8 @@ class TrainConfig:
     seed: int = 0
     render_size: int = 64                    # rendered, then area-downscaled to gan["image_size"]
     gan: dict = field(default_factory=dict)  # GANConfig overrides; {} = shipped architecture
-    work_dir: str = field(default_factory=lambda: str(default_work_dir("gan")))  # pool, log, checkpoints, grids
+    # render pool, log, checkpoints and sample grids
+    work_dir: str = field(default_factory=lambda: str(training_common.default_work_dir("gan")))
     asset_dir: str = str(REPO / "assets" / "faceworld")
     ckpt_every_s: float = 180.0
     grid_every_s: float = 600.0
@@ -150,7 +145,7 @@ def load_pool(config: TrainConfig, image_size: int, log=print) -> tuple[np.ndarr
         return np.load(path), fingerprint
     start = time.time()
     pool = render_pool(config.pool_size, config.data_seed, config.exclude, config.render_size, image_size)
-    with atomic_path(path) as tmp:
+    with training_common.atomic_path(path) as tmp:
         np.save(tmp, pool)
     log(f"rendered pool {path} in {time.time() - start:.1f}s")
     return pool, fingerprint
@@ -402,7 +397,7 @@ def checkpoint(trainer: Trainer, finished: bool) -> None:
     """Checkpoint for resume + shipped asset + model card (so a cut-short run still ships)."""
     from backends.faceworld.gan import save_gan
 
-    save_checkpoint(trainer.config.run_dir / "last.pt", trainer.state_dict())
+    training_common.save_checkpoint(trainer.config.run_dir / "last.pt", trainer.state_dict())
     save_gan(trainer.config.asset_path, trainer.G_ema, trainer.D, metadata={
         "variant": trainer.config.variant, "steps": str(trainer.step_index),
         "train_config": json.dumps(asdict(trainer.config))})
@@ -413,7 +408,7 @@ def train(config: TrainConfig) -> Trainer:
     """Train (resuming from run_dir/last.pt if present) until config.steps or the wall-time budget."""
     from tqdm import tqdm
 
-    log = RunLog(config.log_path, config.variant, echo=False)
+    log = training_common.RunLog(config.log_path, config.variant, echo=False)
 
     code = None
     if config.recon_weight > 0 or config.decode_code:
@@ -424,7 +419,7 @@ def train(config: TrainConfig) -> Trainer:
         log(f"latent code: {len(code.factors)} factors {code.factors}")
     trainer = Trainer(config, log, code)
     last = config.run_dir / "last.pt"
-    state = load_checkpoint(last, map_location=config.device)
+    state = training_common.load_checkpoint(last, map_location=config.device)
     if state is not None:
         trainer.load_state_dict(state)
         log(f"resumed from {last} at step {trainer.step_index}")

@@ -27,12 +27,7 @@ if str(REPO) not in sys.path:
 
 from backends.faceworld import judge as fw_judge  # noqa: E402
 from backends.faceworld import world  # noqa: E402
-from scripts.training_common import (  # noqa: E402
-    atomic_path,
-    default_work_dir,
-    load_checkpoint,
-    save_checkpoint,
-)
+from scripts import training_common  # noqa: E402
 
 #: Data seeds: training renders and the held-out check. The GAN/CLIP/diffusion trainers use seeds 0-1 and
 #: the benchmarks 20_261_130; these are apart from all of them.
@@ -43,7 +38,7 @@ HELDOUT_SEED = 7_001
 @dataclass
 class TrainConfig:
     out: str = str(fw_judge.ASSET_PATH)
-    work_dir: str = field(default_factory=lambda: str(default_work_dir("judge")))  # checkpoint (resumed from)
+    work_dir: str = field(default_factory=lambda: str(training_common.default_work_dir("judge")))  # checkpoint
     seed: int = 0
     n_train: int = 40_000
     n_heldout: int = 4_000
@@ -153,7 +148,7 @@ def train(cfg: TrainConfig) -> dict:
     generator = torch.Generator().manual_seed(cfg.seed)
     ckpt_path = Path(cfg.work_dir) / "last.pt"
     step, elapsed_before = 0, 0.0
-    ckpt = load_checkpoint(ckpt_path)
+    ckpt = training_common.load_checkpoint(ckpt_path)
     if ckpt is not None:
         net.load_state_dict(ckpt["net"])
         optimiser.load_state_dict(ckpt["optimiser"])
@@ -164,9 +159,9 @@ def train(cfg: TrainConfig) -> dict:
     session_start = time.time()
 
     def save_ckpt() -> None:
-        save_checkpoint(ckpt_path, {"net": net.state_dict(), "optimiser": optimiser.state_dict(),
-                                    "rng": generator.get_state(), "step": step,
-                                    "elapsed": elapsed_before + time.time() - session_start})
+        training_common.save_checkpoint(ckpt_path, {
+            "net": net.state_dict(), "optimiser": optimiser.state_dict(), "rng": generator.get_state(),
+            "step": step, "elapsed": elapsed_before + time.time() - session_start})
 
     while step < cfg.steps:
         for group in optimiser.param_groups:   # cosine decay to 5 % of lr
@@ -198,7 +193,7 @@ def train(cfg: TrainConfig) -> dict:
               "data": {"train": f"world.sample_faces({cfg.n_train}, seed={TRAIN_SEED})",
                        "heldout": f"world.sample_faces({cfg.n_heldout}, seed={HELDOUT_SEED})",
                        "render": "world.render_small (64 px, area-averaged to 32 px)"}}
-    with atomic_path(cfg.out) as tmp:
+    with training_common.atomic_path(cfg.out) as tmp:
         save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(tmp),
                   metadata={"arch": json.dumps(fw_judge.DEFAULT_ARCH), "report": json.dumps(report)})
     print(json.dumps(report), flush=True)

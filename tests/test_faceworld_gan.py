@@ -257,3 +257,8 @@ def test_categorical_code_decodes_argmax_and_round_trips(tmp_path):
     np.testing.assert_array_equal(loaded.generate([0, 1]), gan.generate([0, 1]))
     with pytest.raises(ValueError, match="code_groups"):
         random_gan({**TINY, "code_groups": [(62, 4)]}, device="cpu")
+
+
+def test_missing_weights_file_names_its_trainer(tmp_path):
+    with pytest.raises(FileNotFoundError, match="scripts/train_gan.py"):
+        gan_module.load_gan_file(tmp_path / "never_trained.safetensors", device="cpu")

@@ -29,6 +29,18 @@ def minilm_dir() -> Path:
     return folder
 
 
+def read_weights(path: Path, trainer: str) -> tuple[dict[str, Any], dict[str, str]]:
+    """(tensors by name, metadata) of a FaceWorld safetensors file (no pickle); FileNotFoundError naming the
+    script that trains it when the file is missing."""
+    from safetensors import safe_open
+
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing; train it with: python {trainer}")
+    with safe_open(str(path), framework="pt") as handle:
+        tensors = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118 (safe_open is not a dict)
+        return tensors, handle.metadata() or {}
+
+
 class WeightsCache:
     """Models loaded once per process, by (weights file, device); thread-safe."""
 

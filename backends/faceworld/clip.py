@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from backends.device import pick_device
-from backends.faceworld import WeightsCache, expected_load_notices_silenced, minilm_dir, world
+from backends.faceworld import WeightsCache, expected_load_notices_silenced, minilm_dir, read_weights, world
 
 if TYPE_CHECKING:
     import torch
@@ -236,15 +236,9 @@ def load_clip(device: str | None = None, path: str | os.PathLike | None = None) 
 
 
 def _load(weights: Path, device: str) -> FaceWorldClip:
-    from safetensors import safe_open
-    from safetensors.torch import load_file
-
-    if not weights.is_file():
-        raise FileNotFoundError(f"FaceWorld CLIP weights not found at {weights}; run scripts/train_clip.py")
-    with safe_open(str(weights), framework="pt") as handle:
-        arch = arch_from_metadata(handle.metadata())
+    state, metadata = read_weights(weights, "scripts/train_clip.py")
+    arch = arch_from_metadata(metadata)
     model, tokenizer = build_model(arch, device="cpu")
-    state = load_file(str(weights))
     missing = [k for k in trained_state_dict(model) if k not in state]
     unexpected = [k for k in state if not k.startswith(TRAINED_PREFIXES)]
     if missing or unexpected:

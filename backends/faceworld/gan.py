@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from backends.device import pick_device
+from backends.faceworld import read_weights
 
 if TYPE_CHECKING:
     import torch
@@ -223,13 +224,9 @@ def save_gan(path: str | Path, generator: Generator, discriminator: Discriminato
 
 def load_gan_file(path: str | Path, device: str | None = None, variant: str = "custom") -> FaceWorldGAN:
     """Load a file written by save_gan (frozen: eval mode, requires_grad off)."""
-    from safetensors import safe_open
-
     from backends.faceworld._gan_nets import Discriminator, GANConfig, Generator
 
-    with safe_open(str(path), framework="pt") as handle:
-        meta = handle.metadata() or {}
-        tensors = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118 (safe_open is not a dict)
+    tensors, meta = read_weights(Path(path), "scripts/train_gan.py")
     if "config" not in meta:
         raise ValueError(f"{path} has no GAN config in its metadata (not written by save_gan?)")
     config = GANConfig.from_dict(json.loads(meta["config"]))

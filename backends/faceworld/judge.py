@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from backends.device import pick_device
-from backends.faceworld import WeightsCache, world
+from backends.faceworld import WeightsCache, read_weights, world
 
 if TYPE_CHECKING:
     import torch
@@ -159,14 +159,7 @@ def load_judge(device: str | None = None, path: str | Path | None = None) -> Fac
 
 
 def _load(weights: Path, device: str) -> FaceWorldJudge:
-    from safetensors import safe_open
-    from safetensors.torch import load_file
-
-    if not weights.is_file():
-        raise FileNotFoundError(f"FaceWorld judge weights not found at {weights}; run scripts/train_judge.py")
-    with safe_open(str(weights), framework="pt") as handle:
-        metadata = handle.metadata() or {}
-    arch = json.loads(metadata.get("arch", "{}"))
-    net = build_net(arch)
-    net.load_state_dict(load_file(str(weights)))  # strict: a mismatched file is an error, not a silent skip
+    state, metadata = read_weights(weights, "scripts/train_judge.py")
+    net = build_net(json.loads(metadata.get("arch", "{}")))
+    net.load_state_dict(state)  # strict: a mismatched file is an error, not a silent skip
     return FaceWorldJudge(net, device)
