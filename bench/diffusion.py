@@ -158,9 +158,10 @@ def run(methods: tuple[str, ...] | None = None, concepts: tuple[str, ...] | None
     yield {"name": "diffusion.protocol.sets_disjoint", "value": int(sets_disjoint()), "unit": "bool"}
 
     def scores(models: list, concept: str) -> tuple:
-        """(base, others) on the held-out prompts, and (base, others) on the training prompts."""
+        """(base, others) on the held-out prompts, and (base, others) on the training concept prompts."""
         _, before, after = score_models(base, models, concept, prompts, seeds)
-        _, train_before, train_after = score_models(base, models, concept, prompts, seeds, split="train")
+        _, train_before, train_after = score_models(base, models, concept, prompts, seeds, split="train",
+                                                    groups=("concept",))
         return before, after, train_before, train_after
 
     chosen = tuple(registry.methods("diffusion")) if methods is None else methods

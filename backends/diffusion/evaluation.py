@@ -135,13 +135,13 @@ def collateral_attr_pts(before: EditScores, after: EditScores, skip: str | None)
 
 
 def score_models(base: "DiffusionModel", others: list["DiffusionModel"], concept: str, per_group: int, seeds: int,
-                 ctx: "JobContext | None" = None,
-                 split: str = "eval") -> tuple[list["PromptSpec"], EditScores, list[EditScores]]:
+                 ctx: "JobContext | None" = None, split: str = "eval",
+                 groups: tuple[str, ...] | None = None) -> tuple[list["PromptSpec"], EditScores, list[EditScores]]:
     """Judged scores of the base and of each other model on the ``split`` prompts of ``concept`` (the
-    table and the benchmark: ``eval``; choosing defaults: ``tune``)."""
+    table and the benchmark: ``eval``; choosing defaults: ``tune``), of every group or of ``groups``."""
     from backends.diffusion.metrics import eval_prompts, frechet_distance
 
-    specs = eval_prompts(concept, base.faceworld, per_group, split)
+    specs = [s for s in eval_prompts(concept, base.faceworld, per_group, split) if groups is None or s.group in groups]
     if ctx is not None:
         ctx.phase("evaluating: base model", total=1)
     base_images = eval_images(base, specs, seeds, ctx, split=split)
