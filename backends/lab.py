@@ -9,6 +9,7 @@ import logging
 import os
 import threading
 import time
+from collections import OrderedDict
 from typing import Any
 
 from backends import registry
@@ -18,6 +19,8 @@ from backends.jobs import Job, JobContext, JobManager
 from backends.store import ModelStore
 
 GalleryKey = tuple[str, str, str]  # (session, backend, preset)
+#: Base galleries kept per server (the base model's samples for one generate setting are everyone's).
+BASE_GALLERIES = 32
 
 
 log = logging.getLogger(__name__)
@@ -31,6 +34,7 @@ class Lab:
         self.jobs = jobs or JobManager(int(os.environ.get("UNLEARNING_LAB_CONCURRENCY", "1")))
         self._lock = threading.Lock()
         self._galleries: dict[GalleryKey, list[Sample]] = {}
+        self._base_galleries: "OrderedDict[tuple, list[Sample]]" = OrderedDict()
 
     # models ------------------------------------------------------------------------------
     def load(self, backend: str, preset: str) -> str:
@@ -63,11 +67,16 @@ class Lab:
         return thread
 
     def warm_up(self, backend: str, preset: str) -> int:
-        """Cache the base evaluations every method's defaults and every lesson of ``preset`` will ask for;
-        returns how many configurations were warmed."""
+        """Cache the base gallery of the default and the lessons' generate settings, and the base evaluations
+        every method's defaults and every lesson of ``preset`` will ask for; returns how many method
+        configurations were warmed."""
         from backends import lessons
 
         be, base = registry.backend(backend), self.store.base(backend, preset)
+        for values in [{}] + [step.values for lesson in lessons.LESSONS.values()
+                              if (lesson.backend, lesson.preset) == (backend, preset)
+                              for step in lesson.steps if step.action == "generate"]:
+            self._base_samples(backend, preset, build_config(be.generate_config, values))
         configs = [build_config(spec.config, {}) for spec in registry.methods(backend).values()]
         configs += [build_config(registry.method(backend, step.name).config, step.values)
                     for lesson in lessons.LESSONS.values() if (lesson.backend, lesson.preset) == (backend, preset)
@@ -92,13 +101,27 @@ class Lab:
         """
         be = registry.backend(backend)
         config = build_config(be.generate_config, values)
-        base = self.store.base(backend, preset)
-        before = be.generate(base, config)
+        before = self._base_samples(backend, preset, config)
         edit = self.store.edit(session, backend, preset)
         after = be.generate(edit.model, config) if edit else None
         with self._lock:
             self._galleries[(session, backend, preset)] = before
         return before, after
+
+    def _base_samples(self, backend: str, preset: str, config: Any) -> list[Sample]:
+        """The base model's samples for ``config``: the same for every visitor, so generated once per
+        server (the BASE_GALLERIES most recent settings are kept)."""
+        key = (backend, preset, repr(sorted(config_to_dict(config).items())))
+        with self._lock:
+            if key in self._base_galleries:
+                self._base_galleries.move_to_end(key)
+                return self._base_galleries[key]
+        samples = registry.backend(backend).generate(self.store.base(backend, preset), config)
+        with self._lock:
+            self._base_galleries[key] = samples
+            while len(self._base_galleries) > BASE_GALLERIES:
+                self._base_galleries.popitem(last=False)
+        return samples
 
     def chat(self, session: str, backend: str, preset: str, message: str) -> tuple[str, str | None]:
         """One message answered by the base and, if there is one, by the session's edit."""
