@@ -312,6 +312,7 @@ class BackendTab:
             return self.lab.start_unlearning(session, self.name, preset, method, values)
 
         edit_shown = []  # set once the edited samples are on screen
+        estimate_shown: list[list[list[str]]] = [[]]  # the quick metrics estimate on screen
 
         def live(state) -> list[Any]:
             if state.edit_ready and not edit_shown:  # edit first: samples now, metrics when evaluated
@@ -320,6 +321,11 @@ class BackendTab:
                 return [fmt.history_figure(state.history), fmt.job_log(state), pending,
                         fmt.runs_markdown(self.lab.runs(session, self.name, preset)),
                         *self._gallery_update(session, preset, data)]
+            estimate = fmt.metric_rows(state.preview, estimating=True) if state.preview else []
+            if estimate and estimate != estimate_shown[0]:  # metrics fill in: estimate first, final at the end
+                estimate_shown[0] = estimate
+                return [fmt.history_figure(state.history), fmt.job_log(state), estimate, gr.update(),
+                        *[gr.update()] * n_keep]
             return [fmt.history_figure(state.history), fmt.job_log(state), gr.update(), gr.update(),
                     *[gr.update()] * n_keep]
 
