@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import typing
+import unicodedata
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -99,14 +100,25 @@ def field_specs(config_cls: type) -> list[FieldSpec]:
     return specs
 
 
+def _refuse_control_characters(name: str, text: str) -> None:
+    """ValueError naming the first control character (NUL, escape, bell...); tabs and line breaks are text."""
+    bad = next((ch for ch in text if unicodedata.category(ch) == "Cc" and ch not in "\t\n\r"), None)
+    if bad is not None:
+        raise ValueError(f"{name}: contains the control character {bad!r}; remove it")
+
+
 def _coerce(spec: FieldSpec, value: Any) -> Any:
     """Turn a UI value into the field's type, or raise ValueError naming the field."""
     name = spec.label
     if value is None:
         value = spec.default
     if spec.widget == "bool":
+        if not isinstance(value, (bool, int)) or value not in (0, 1):
+            raise ValueError(f"{name}: expected true or false, got {value!r}")
         return bool(value)
     if spec.widget in ("int", "float"):
+        if isinstance(value, bool):
+            raise ValueError(f"{name}: expected a number, got {value!r}")
         try:
             number = float(value)
         except (TypeError, ValueError):
@@ -125,6 +137,7 @@ def _coerce(spec: FieldSpec, value: Any) -> Any:
     if spec.widget in ("text", "textarea", "choice"):
         if not isinstance(value, str):
             raise ValueError(f"{name}: expected text, got {type(value).__name__}")
+        _refuse_control_characters(name, value)
         value = value.strip()
         if spec.choices is not None and value not in spec.choices:
             raise ValueError(f"{name}: {value!r} is not one of {', '.join(spec.choices)}")
@@ -132,7 +145,13 @@ def _coerce(spec: FieldSpec, value: Any) -> Any:
             raise ValueError(f"{name}: {len(value)} characters is over the limit of {spec.max_length}")
         return value
     if spec.widget == "lines":
+        if not isinstance(value, (str, list, tuple)):
+            raise ValueError(f"{name}: expected text, one item per line, got {type(value).__name__}")
         items = value.splitlines() if isinstance(value, str) else list(value)
+        for item in items:
+            if not isinstance(item, str):
+                raise ValueError(f"{name}: expected text, one item per line, got {item!r}")
+            _refuse_control_characters(name, item)
         items = tuple(s.strip() for s in items if str(s).strip())
         if spec.max_items is not None and len(items) > spec.max_items:
             raise ValueError(f"{name}: {len(items)} lines is over the limit of {spec.max_items}")

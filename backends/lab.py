@@ -128,7 +128,7 @@ class Lab:
         be = registry.backend(backend)
         if not hasattr(be, "chat"):
             raise ValueError(f"the {be.title} tab has no chat")
-        if not message or not message.strip():
+        if not isinstance(message, str) or not message.strip():
             raise ValueError("type a message first")
         base = self.store.base(backend, preset)
         edit = self.store.edit(session, backend, preset)

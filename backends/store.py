@@ -36,7 +36,9 @@ class ModelStore:
         self._device = device
         self._lock = threading.RLock()
         self._bases: dict[tuple[str, str], Any] = {}
-        self._load_locks: dict[tuple[str, str], threading.Lock] = {}
+        # One load at a time, whatever the preset: model libraries (transformers, diffusers, open_clip) import
+        # lazily, and two threads importing them at once fail ("cannot import name 'PreTrainedModel'").
+        self._loading = threading.Lock()
         self._edits: OrderedDict[EditKey, Edit] = OrderedDict()
         self.evicted: set[EditKey] = set()
 
@@ -58,8 +60,7 @@ class ModelStore:
         with self._lock:
             if key in self._bases:
                 return self._bases[key]
-            load_lock = self._load_locks.setdefault(key, threading.Lock())
-        with load_lock:
+        with self._loading:
             with self._lock:
                 if key in self._bases:
                     return self._bases[key]

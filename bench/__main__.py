@@ -23,6 +23,7 @@ AREAS: tuple[tuple[str, str], ...] = (
     ("bench.diffusion", "diffusion."),
     ("bench.llm", "llm."),
     ("bench.flow", "flow."),
+    ("bench.reliability", "reliability."),
 )
 
 

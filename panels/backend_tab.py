@@ -168,6 +168,7 @@ class BackendTab:
             with gr.Row(equal_height=True):
                 views = [(label, name) for name, label in be.map_views]
                 c["map_view"] = gr.Radio(choices=views, value=views[0][1], label="What to map", scale=3,
+                                         elem_id=f"{self.name}-map-view",
                                          visible=len(views) > 1)
                 c["map_btn"] = gr.Button("Draw map", elem_id=f"{self.name}-map-btn", scale=1)
             c["map"] = gr.Plot(label="Map", elem_id=f"{self.name}-map")
@@ -206,6 +207,13 @@ class BackendTab:
                 c["export"] = gr.Button("Export edit (safetensors + run card)", elem_id=f"{self.name}-export")
             c["files"] = gr.File(label="Download", file_count="multiple", interactive=False)
 
+    def _shown_preset(self, preset: Any) -> str:
+        """The preset if the dropdown offers it; ValueError otherwise (test-only presets stay hidden)."""
+        shown = [name for _, name in visible_presets(self.name)]
+        if preset not in shown:
+            raise ValueError(f"unknown model {preset!r}; choose one of: {', '.join(shown)}")
+        return preset
+
     @staticmethod
     def _describe(spec: Any) -> str:
         text = spec.description.split("\n\n")[0] if spec.description else ""
@@ -216,13 +224,16 @@ class BackendTab:
     def listen(self) -> None:
         """Wire the events; each has the stable API name ``<backend>_<action>`` (e.g. ``gan_run``)."""
         c, api = self.c, self.name
+        # The callbacks get the raw values and the backend validates them (build_config, the registry): one
+        # clear message per bad value, whoever sends it, where gradio's own checks fail on a wrong type.
+        raw = dict(preprocess=False)
         gen_inputs = {c["preset"], *self.gen_controls.values()}
         gallery_outputs = [c["status"], c["pick"], c["gallery"] if "gallery" in c else c["texts"]]
 
         c["preset"].change(self.on_preset, [c["preset"]], [c["status"], c["runs"], c["pick"]],
-                           api_name=f"{api}_preset")
-        c["load"].click(self.on_load, [c["preset"]], [c["status"]], api_name=f"{api}_load")
-        c["generate"].click(self.on_generate, gen_inputs, gallery_outputs, api_name=f"{api}_generate")
+                           api_name=f"{api}_preset", **raw)
+        c["load"].click(self.on_load, [c["preset"]], [c["status"]], api_name=f"{api}_load", **raw)
+        c["generate"].click(self.on_generate, gen_inputs, gallery_outputs, api_name=f"{api}_generate", **raw)
 
         c["method"].change(lambda m: [gr.update(visible=n == m) for n in self.method_groups],
                            [c["method"]], list(self.method_groups.values()), queue=False)
@@ -233,7 +244,7 @@ class BackendTab:
             ctrl for controls in self.method_controls.values() for ctrl in controls.values()}
         c["run"].click(self.on_run, method_inputs,
                        [c["progress"], c["curve"], c["log"], c["metrics"], c["runs"], *gallery_outputs],
-                       concurrency_limit=None, show_progress="hidden", api_name=f"{api}_run")
+                       concurrency_limit=None, show_progress="hidden", api_name=f"{api}_run", **raw)
         c["cancel"].click(self.on_cancel, None, [c["progress"]], queue=False, api_name=f"{api}_cancel")
 
         attack_inputs = {c["preset"], c["attack"], c["pick"]} | {
@@ -241,19 +252,19 @@ class BackendTab:
         c["attack_run"].click(self.on_attack, attack_inputs,
                               [c["attack_progress"], c["attack_summary"], c["attack_chart"], c["attack_table"],
                                c["attack_note"], c["attack_images"]],
-                              concurrency_limit=None, show_progress="hidden", api_name=f"{api}_attack")
+                              concurrency_limit=None, show_progress="hidden", api_name=f"{api}_attack", **raw)
         c["attack_cancel"].click(self.on_cancel, None, [c["attack_progress"]], queue=False,
                                  api_name=f"{api}_attack_cancel")
 
         if "chat_btn" in c:
             chat_inputs = [c["preset"], c["chat_in"]]
             c["chat_btn"].click(self.on_chat, chat_inputs, [c["chat_base"], c["chat_edit"], c["status"]],
-                               api_name=f"{api}_chat")
-            c["chat_in"].submit(self.on_chat, chat_inputs, [c["chat_base"], c["chat_edit"], c["status"]])
+                               api_name=f"{api}_chat", **raw)
+            c["chat_in"].submit(self.on_chat, chat_inputs, [c["chat_base"], c["chat_edit"], c["status"]], **raw)
         c["map_btn"].click(self.on_map, gen_inputs | {c["map_view"]}, [c["map"], c["status"]],
-                           api_name=f"{api}_map")
-        c["reset"].click(self.on_reset, gen_inputs, [c["runs"], *gallery_outputs], api_name=f"{api}_reset")
-        c["export"].click(self.on_export, [c["preset"]], [c["files"], c["status"]], api_name=f"{api}_export")
+                           api_name=f"{api}_map", **raw)
+        c["reset"].click(self.on_reset, gen_inputs, [c["runs"], *gallery_outputs], api_name=f"{api}_reset", **raw)
+        c["export"].click(self.on_export, [c["preset"]], [c["files"], c["status"]], api_name=f"{api}_export", **raw)
 
     # callbacks ---------------------------------------------------------------------------
     def _gen_values(self, data: dict) -> dict[str, Any]:
@@ -264,7 +275,7 @@ class BackendTab:
         before, after = self.lab.generate(session, self.name, preset, self._gen_values(data))
         picked = data.get(self.c["pick"]) or []
         choices = fmt.pick_choices(before)
-        valid = [p for p in picked if 0 <= p < len(choices)]
+        valid = [p for p in picked if isinstance(p, int) and 0 <= p < len(choices)]
         if self.backend.output == "image":
             shown = fmt.gallery_items(before, after)
         else:
@@ -274,6 +285,7 @@ class BackendTab:
                 gr.update(choices=choices, value=valid), shown]
 
     def on_preset(self, preset: str, request: gr.Request):
+        preset = preset if isinstance(preset, str) else None
         loaded = preset and self.lab.store.is_loaded(self.name, preset)
         runs = self.lab.runs(_session(request), self.name, preset) if preset else []
         text = "Model ready." if loaded else "Model not loaded yet: it loads on first use."
@@ -283,8 +295,8 @@ class BackendTab:
         if not preset:
             yield fmt.message_html("Choose a model first.", "error")
             return
-        yield fmt.message_html(f"Loading {registry.preset(self.name, preset).title}…")
         try:
+            yield fmt.message_html(f"Loading {registry.preset(self.name, self._shown_preset(preset)).title}…")
             yield fmt.message_html(self.lab.load(self.name, preset), "done")
         except Exception as exc:  # noqa: BLE001 - shown to the user as one line
             yield fmt.message_html(_error_text(exc), "error")
@@ -292,10 +304,10 @@ class BackendTab:
     def on_generate(self, data: dict, request: gr.Request) -> Iterator[list[Any]]:
         preset = data[self.c["preset"]]
         no_change = [gr.update(), gr.update()]
-        if not self.lab.store.is_loaded(self.name, preset or ""):
+        if isinstance(preset, str) and not self.lab.store.is_loaded(self.name, preset):
             yield [fmt.message_html("Loading the model (first use)…"), *no_change]
         try:
-            self.lab.load(self.name, preset)
+            self.lab.load(self.name, self._shown_preset(preset))
             yield self._gallery_update(_session(request), preset, data)
         except Exception as exc:  # noqa: BLE001
             yield [fmt.message_html(_error_text(exc), "error"), *no_change]
@@ -305,6 +317,7 @@ class BackendTab:
         n_keep = 3  # status, pick, gallery
 
         def start():
+            self._shown_preset(preset)
             if not method:
                 raise ValueError("choose a method first")
             spec = registry.method(self.name, method)
@@ -341,6 +354,7 @@ class BackendTab:
         session, preset, attack = _session(request), data[self.c["preset"]], data[self.c["attack"]]
 
         def start():
+            self._shown_preset(preset)
             if not attack:
                 raise ValueError("choose an attack first")
             spec = registry.attack(self.name, attack)
@@ -367,7 +381,7 @@ class BackendTab:
 
     def on_chat(self, preset: str, message: str, request: gr.Request):
         try:
-            self.lab.load(self.name, preset)
+            self.lab.load(self.name, self._shown_preset(preset))
             base_answer, edited_answer = self.lab.chat(_session(request), self.name, preset, message)
             note = "answered by both models" if edited_answer is not None else "no edit yet: base model only"
             return base_answer, edited_answer or "(no edit yet)", fmt.message_html(note, "done")
@@ -376,7 +390,7 @@ class BackendTab:
 
     def on_map(self, data: dict, request: gr.Request):
         try:
-            preset = data[self.c["preset"]]
+            preset = self._shown_preset(data[self.c["preset"]])
             self.lab.load(self.name, preset)
             mapdata, coords, how = self.lab.embedding_map(_session(request), self.name, preset,
                                                           self._gen_values(data), data[self.c["map_view"]])
@@ -387,7 +401,7 @@ class BackendTab:
     def on_reset(self, data: dict, request: gr.Request):
         session, preset = _session(request), data[self.c["preset"]]
         try:
-            had = self.lab.reset(session, self.name, preset)
+            had = self.lab.reset(session, self.name, self._shown_preset(preset))
             refreshed = self._gallery_update(session, preset, data) if self.lab.store.is_loaded(self.name, preset) \
                 else [gr.update(), gr.update(), gr.update()]
             text = "Reset: your copy is the base model again." if had else "Nothing to reset: no edit yet."
@@ -397,7 +411,7 @@ class BackendTab:
 
     def on_export(self, preset: str, request: gr.Request):
         try:
-            paths = self.lab.export(_session(request), self.name, preset)
+            paths = self.lab.export(_session(request), self.name, self._shown_preset(preset))
             return list(paths), fmt.message_html("Export ready: download below.", "done")
         except Exception as exc:  # noqa: BLE001
             return None, fmt.message_html(_error_text(exc), "error")

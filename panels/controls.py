@@ -50,7 +50,7 @@ def collect_values(config_cls: type, controls: dict[str, gr.components.Component
     values: dict[str, Any] = {}
     for spec in field_specs(config_cls):
         if spec.widget == "picked":
-            values[spec.name] = list(picked or [])
+            values[spec.name] = [] if picked is None else picked  # build_config checks the type
         else:
             values[spec.name] = data[controls[spec.name]]
     return values
