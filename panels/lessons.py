@@ -126,7 +126,13 @@ class LessonsTab:
                 return self._samples(session, lesson)
             return [gr.update(), gr.update()]
 
+        estimate_shown: list[list[list[str]]] = [[]]
+
         def live(state) -> list[Any]:
+            estimate = fmt.metric_rows(state.preview, estimating=True) if state.preview else []
+            if estimate and estimate != estimate_shown[0]:  # the quick estimate, until the final rows
+                estimate_shown[0] = estimate
+                return [*samples_once(state), estimate, *keep[1:], results]
             return [*samples_once(state), *keep, results]
 
         def done(state) -> list[Any]:
