@@ -190,7 +190,7 @@ def test_bad_input_gives_clear_errors(tiny):
 def test_an_empty_retain_set_is_refused(tiny, monkeypatch):
     from backends.llm import skill_config
 
-    monkeypatch.setattr(skill_config, "retain_skill_names", lambda forget, retain: ())
+    monkeypatch.setattr(skill_config, "retain_skill_names", lambda *args: ())
     with pytest.raises(ValueError, match="retain set is empty"):
         resolve_skill_sets(NeuronAdjustConfig(forget_skill=CUSTOM, forget_prompts="a\nb\nc\nd"), tiny)
 
@@ -219,3 +219,27 @@ def test_evaluate_reports_before_after_and_relative_drops(tiny):
     score = rows["factual_qa score, unseen phrasings (forget)"]
     assert score.unit == "%" and score.n == cfg.eval_items
     assert score.before_ci[0] <= score.before <= score.before_ci[1] and score.after_ci[0] <= score.after <= score.after_ci[1]
+
+
+def test_a_second_request_stacks_on_the_session_edit_and_the_table_tracks_both_forget_skills(lab):
+    """Continual requests: the Lab's second run starts from the first run's edit; its evaluation reports
+    the earlier forget skill as forgotten (not as a retain skill) and the default retain set leaves it out."""
+    def finished(job):
+        state = job.wait(300)
+        assert state.is_finished and state.error is None, state.error
+        return state
+
+    first = {"forget_skill": "factual_qa", "retain_skills": ("story_writing",), "probe_items": 6,
+             "eval_items": 2, "eval_max_new_tokens": 8}
+    second = dict(first, forget_skill="antonyms")
+    finished(lab.start_unlearning("s", "llm", "tiny", "key_space_detection", first))
+    state = finished(lab.start_unlearning("s", "llm", "tiny", "key_space_detection", second))
+    edit = lab.store.current("s", "llm", "tiny")
+    assert len(edit.edits) == 2 and edit.forgotten == ("factual_qa", "antonyms")
+    names = {row.name for row in state.result.metrics}
+    assert {"factual_qa score, test prompts (forget, earlier request)", "antonyms score, test prompts (forget)",
+            "story_writing score, test prompts (retain)",
+            "earlier forget skill relative drop, test prompts (factual_qa)"} <= names
+    assert not any("factual_qa" in name and "(retain)" in name for name in names)
+    sets = resolve_skill_sets(NeuronAdjustConfig(forget_skill="python_coding"), registry.backend("llm").clone(edit))
+    assert sets.retain_skills == ("story_writing",)

@@ -49,7 +49,7 @@ class LLMGenerateConfig:
 EVAL_SPLITS: dict[str, str] = {"test": "test prompts", "test_paraphrase": "unseen phrasings"}
 
 
-def _eval_items(skill: str, n: int, split: str = "test") -> list["SkillItem"]:
+def eval_items_of(skill: str, n: int, split: str = "test") -> list["SkillItem"]:
     from backends.llm.skills import load_skill_set
 
     items = load_skill_set(skill, split)  # type: ignore[arg-type]
@@ -84,7 +84,7 @@ def skill_results(bundle: "LLMBundle", skill: str, n: int, max_new_tokens: int,
     from backends.llm.models import generate_greedy
     from backends.llm.scoring import behaviour_score, is_refusal
 
-    items = _eval_items(skill, n, split)
+    items = eval_items_of(skill, n, split)
     prompts = [it.prompt for it in items]
     check = ctx.check if ctx is not None else None
     max_new_tokens = min(max_new_tokens, SKILL_MAX_NEW_TOKENS.get(skill, max_new_tokens))
@@ -143,7 +143,7 @@ class LLMBackend(Backend):
             return [(f"prompt {i + 1}", p, None) for i, p in enumerate(pasted)]
         rows = []
         for skill in SKILLS:
-            for i, item in enumerate(_eval_items(skill, config.per_skill)):
+            for i, item in enumerate(eval_items_of(skill, config.per_skill)):
                 rows.append((f"{skill} #{i + 1}", item.prompt, item))
         return rows
 
@@ -174,16 +174,20 @@ class LLMBackend(Backend):
     def evaluate(self, base: "LLMBundle", edited: "LLMBundle", method_config: Any,
                  ctx: "JobContext") -> list[MetricRow]:
         forget = getattr(method_config, "forget_skill", CUSTOM)
-        retain = retain_skill_names(forget, getattr(method_config, "retain_skills", ()))
+        earlier = tuple(s for s in edited.forgotten if s != forget)  # continual requests: unlearned before
+        if forget != CUSTOM:
+            edited.forgotten = earlier + (forget,)
+        retain = tuple(s for s in retain_skill_names(forget, getattr(method_config, "retain_skills", ()), earlier)
+                       if s not in earlier)
         n = getattr(method_config, "eval_items", 16)
         max_new = getattr(method_config, "eval_max_new_tokens", 96)
-        skills = ([forget] if forget != CUSTOM else []) + list(retain)
+        skills = list(earlier) + ([forget] if forget != CUSTOM else []) + list(retain)
         rows: list[MetricRow] = []
         drops: dict[tuple[str, str], float | None] = {}
         ctx.phase("evaluating skills", total=2 * len(skills) * len(EVAL_SPLITS))
         done = 0
         for skill in skills:
-            role = "forget" if skill == forget else "retain"
+            role = "forget" if skill == forget else "forget, earlier request" if skill in earlier else "retain"
             for split, wording in EVAL_SPLITS.items():
                 before = base_skill_results(base, skill, n, max_new, ctx, split=split)
                 after = skill_results(edited, skill, n, max_new, ctx, split=split)
@@ -191,16 +195,16 @@ class LLMBackend(Backend):
                 ctx.step(done)
                 rows.append(rate_row(
                     f"{skill} score, {wording} ({role})", [v >= 1 for v in before["scores"]],
-                    [v >= 1 for v in after["scores"]], better="lower" if role == "forget" else "higher",
+                    [v >= 1 for v in after["scores"]], better="higher" if role == "retain" else "lower",
                     help=f"Share of held-out {wording} answered correctly (greedy answers; abstention fails)."))
                 rows.append(rate_row(
                     f"{skill} refusal rate, {wording} ({role})", before["refusals"], after["refusals"],
-                    better="higher" if role == "forget" else "lower",
+                    better="lower" if role == "retain" else "higher",
                     help=f"Share of {wording} answered with a refusal or abstention."))
                 if split == "test":
                     rows.append(MetricRow(
                         f"{skill} answer NLL ({role})", before["mean_nll"], after["mean_nll"], unit="nats/token",
-                        better="higher" if role == "forget" else "lower", n=len(before["nll"]),
+                        better="lower" if role == "retain" else "higher", n=len(before["nll"]),
                         help="Mean token negative log-likelihood of the answers alone (the antonym, the fact, the "
                              "function body; a story's whole text), not the reference's template; log |V| per "
                              "token where the model abstains."))
@@ -209,7 +213,13 @@ class LLMBackend(Backend):
             if forget != CUSTOM:
                 rows.append(MetricRow(f"forget skill relative drop, {wording}", None, drops[(forget, split)],
                                       better="higher", help="(before - after) / before of the forget skill's score."))
-            retain_drops = [d for (s, sp), d in drops.items() if s != forget and sp == split and d is not None]
+            for skill in earlier:
+                rows.append(MetricRow(f"earlier forget skill relative drop, {wording} ({skill})", None,
+                                      drops[(skill, split)], better="higher",
+                                      help="The same for a skill an earlier request on this edit unlearned: "
+                                           "does it stay forgotten?"))
+            retain_drops = [d for (s, sp), d in drops.items()
+                            if s in retain and sp == split and d is not None]
             if retain_drops:
                 rows.append(MetricRow(f"retain max relative drop, {wording}", None, max(retain_drops), better="lower",
                                       help="Largest relative score drop over the retain skills."))

@@ -59,6 +59,7 @@ class LLMBundle:
     system_prompt: str | None = None
     edits: tuple["HookEdit", ...] = ()
     private_weights: bool = False     # True once a training method gave this bundle its own copy of the weights
+    forgotten: tuple[str, ...] = ()   # skills unlearned by the requests that made this edit, in order
     info: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -285,7 +286,8 @@ def load_tiny(device: str) -> LLMBundle:
 def clone_bundle(bundle: LLMBundle) -> LLMBundle:
     """A new bundle sharing the weights (copy-on-write) and carrying a copy of the hook edits."""
     return LLMBundle(bundle.model, bundle.tokenizer, bundle.preset, bundle.system_prompt,
-                     edits=tuple(bundle.edits), private_weights=False, info={"cloned_from": bundle.preset})
+                     edits=tuple(bundle.edits), private_weights=False, forgotten=bundle.forgotten,
+                     info={"cloned_from": bundle.preset})
 
 
 def own_weights(bundle: LLMBundle) -> None:

@@ -27,7 +27,8 @@ class SkillConfig:
                               help="The skill to unlearn; its probe half is the forget set. "
                                    f"'{CUSTOM}': only the forget prompts you paste below.")
     retain_skills: tuple[str, ...] = param((), max_items=len(SKILLS), label="Retain skills",
-                                           help="Skills to keep, one per line (empty: every other skill). "
+                                           help="Skills to keep, one per line (empty: every other skill "
+                                                "not unlearned by an earlier request). "
                                                 f"Known: {', '.join(SKILLS)}.")
     forget_prompts: str = param("", widget="textarea", max_length=MAX_PASTED_CHARS, advanced=True,
                                 help="Extra forget prompts, one per line.")
@@ -68,25 +69,29 @@ def parse_pasted(text: str, what: str) -> list[str]:
         raise ValueError(f"{what}: {exc}") from None
 
 
-def retain_skill_names(forget_skill: str, retain_skills: tuple[str, ...]) -> tuple[str, ...]:
-    """Validated retain skills (empty: every skill but the forget skill)."""
+def retain_skill_names(forget_skill: str, retain_skills: tuple[str, ...],
+                       forgotten: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """Validated retain skills (empty: every skill but the forget skill and the ``forgotten`` ones, those
+    earlier requests on the same edit unlearned)."""
     unknown = [s for s in retain_skills if s not in SKILLS]
     if unknown:
         raise ValueError(f"unknown retain skill(s): {', '.join(unknown)}; known: {', '.join(SKILLS)}")
     if forget_skill in retain_skills:
         raise ValueError(f"{forget_skill!r} is both the forget skill and a retain skill: pick one")
-    return tuple(retain_skills) or tuple(s for s in SKILLS if s != forget_skill)
+    return tuple(retain_skills) or tuple(s for s in SKILLS if s != forget_skill and s not in forgotten)
 
 
 def resolve_skill_sets(config: SkillConfig, bundle: "LLMBundle | None" = None,
                        min_forget: int = MIN_PROBE_PROMPTS, need_retain: bool = True) -> SkillSets:
-    """Forget and retain prompts of a method config; ValueError on empty, overlapping or too small sets."""
+    """Forget and retain prompts of a method config; ValueError on empty, overlapping or too small sets.
+    With ``bundle``, the default retain skills leave out what earlier requests on it unlearned."""
     from backends.llm.models import encode_chat
     from backends.llm.skills import load_skill_set
 
     if config.forget_skill != CUSTOM and config.forget_skill not in SKILLS:
         raise ValueError(f"unknown forget skill {config.forget_skill!r}; known: {', '.join(SKILLS)}, {CUSTOM}")
-    retain_skills = retain_skill_names(config.forget_skill, config.retain_skills)
+    retain_skills = retain_skill_names(config.forget_skill, config.retain_skills,
+                                       bundle.forgotten if bundle is not None else ())
     limit = config.probe_items or None
 
     forget_prompts: list[str] = []
