@@ -140,12 +140,16 @@ def test_gan_tab_shows_the_edit_first_then_the_judge_verdict(server, browser):
     while time.time() < deadline and seen_verdict is None:
         if seen_edit is None and gallery_images(browser) >= 32:
             seen_edit = time.time()
-        if "concept presence (judge)" in browser.find_element(By.ID, "gan-metrics").text:
+        first_metrics = browser.find_element(By.ID, "gan-metrics").text
+        if "concept presence (judge)" in first_metrics:
             seen_verdict = time.time()
         time.sleep(0.1)
     assert seen_edit is not None and seen_verdict is not None, browser.find_element(By.ID, "gan-progress").text
     assert seen_edit < seen_verdict, "edit first: the edited samples come before the metrics"
+    assert "estimating" in first_metrics, "metrics fill in: a quick estimate comes before the final rows"
+    wait.until(lambda d: "done" in d.find_element(By.ID, "gan-progress").text)
     metrics = browser.find_element(By.ID, "gan-metrics").text
+    assert "estimating" not in metrics, "the quick estimate gives way to the final rows"
     assert "the guide's own opinion" in metrics and "verdict:" in metrics and "mass to glasses=none" in metrics
     assert "seed 2 · after" in browser.find_element(By.ID, "gan-gallery").text
 
@@ -182,4 +186,65 @@ def test_a_teacher_opens_the_gan_lesson_by_url_and_runs_it_end_to_end(server, br
     wait.until(lambda d: "What did we learn?" in d.find_element(By.ID, "lesson-learned").text)
     learned = browser.find_element(By.ID, "lesson-learned").text
     assert "on 200 samples" in learned and "on your edit" in learned
+    assert "Traceback" not in browser.page_source
+
+
+def test_two_visitors_at_once_never_see_each_others_edit(server, browser):
+    """Two tabs (two sessions) on the embedded diffusion model: B sees only the base while A has an edit; B erases
+    another concept; A's edited images are then exactly what they were (same image files, which gradio names by
+    content), while B's differ from A's."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support import expected_conditions as EC
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    wait = WebDriverWait(browser, 300)
+
+    def images() -> list[str]:
+        return [img.get_attribute("src") for img in browser.find_elements(By.CSS_SELECTOR, "#diffusion-gallery img")]
+
+    def status() -> str:
+        return browser.find_element(By.ID, "diffusion-status").text
+
+    def open_tab() -> None:
+        browser.get(server)
+        wait.until(EC.element_to_be_clickable(
+            (By.XPATH, "//button[@role='tab' and normalize-space()='Diffusion']"))).click()
+
+    def generate(count: int) -> list[str]:
+        browser.find_element(By.ID, "diffusion-generate").click()
+        wait.until(lambda d: len(images()) == count and "samples" in status())
+        return images()
+
+    def unlearn(concept: str) -> None:
+        field = browser.find_element(By.CSS_SELECTOR, "#diffusion-uce-concept textarea, #diffusion-uce-concept input")
+        field.clear()
+        field.send_keys(concept, Keys.TAB)
+        browser.find_element(By.ID, "diffusion-run").click()
+        wait.until(lambda d: "done" in d.find_element(By.ID, "diffusion-progress").text)
+
+    open_tab()
+    first_window = browser.current_window_handle
+    base_view = generate(18)  # 9 default prompts x 2 seeds
+    unlearn("glasses")
+    a_edited = generate(36)  # before and after, side by side
+    assert "your edit" in status()
+
+    browser.switch_to.new_window("tab")  # visitor B: a new page, a new session
+    try:
+        open_tab()
+        assert generate(18) == base_view and "no edit yet" in status(), "B sees A's edit"
+        unlearn("hat")
+        b_edited = generate(36)
+        assert set(b_edited) - set(base_view) != set(a_edited) - set(base_view), "the check cannot tell edits apart"
+    finally:
+        browser.close()
+        browser.switch_to.window(first_window)
+
+    seeds = browser.find_element(By.CSS_SELECTOR, "#diffusion-gen-seeds_per_prompt input[type=number]")
+    seeds.clear()
+    seeds.send_keys("1", Keys.TAB)
+    a_again = generate(18)  # seed 0 of each prompt, before and after: a subset of A's earlier view
+    assert set(a_again) <= set(a_edited), "A's edited images changed after B's edit"
+    assert set(a_again) - set(base_view), "A's edit is gone"
     assert "Traceback" not in browser.page_source
