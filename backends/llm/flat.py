@@ -9,6 +9,12 @@ which for Total Variation (g*(v) = tanh(v) / 2, f*(u) = u), the divergence used 
     L_FLAT = -tanh(P_template) / 2 + tanh(P_forget) / 2.
 Authors: Adam, lr 1e-5 over several epochs of the forget set with template refusals such as
 "I don't know"; here fewer, larger steps (2-core CPU), as for the other training baselines.
+
+Defaults not yet chosen on the tune split: one trial (method + every tune item of four skills) took about
+20 min on the shared 2-core machine and the session's time went to NPO, whose lr 5e-5 -> 1e-5 change kept
+every retain skill (see ``backends/llm/npo.py``); FLAT at lr 5e-5 is unmeasured on tune (an earlier
+session saw these defaults destroy the retain skills on the test split). To choose:
+``python scripts/tune_llm.py flat --trial lr=1e-5 --trial lr=2e-5``.
 """
 from __future__ import annotations
 

@@ -10,6 +10,11 @@ the skill's reference answers; pasted prompts use the current model's own greedy
 would say is what it should unlearn). Adam on all weights of a private copy of the model; the
 authors' lr is 1e-5 over several epochs; on a 2-core CPU we take fewer, larger steps (documented
 defaults below), with gradient clipping at 1.0.
+
+Defaults not yet chosen on the tune split: one trial (method + every tune item of four skills) took about
+20 min on the shared 2-core machine and the session's time went to NPO, whose lr 5e-5 -> 1e-5 change kept
+every retain skill (see ``backends/llm/npo.py``); GA and GradDiff at lr 5e-5 is unmeasured on tune. To choose:
+``python scripts/tune_llm.py grad_ascent --trial lr=1e-5 --trial lr=2e-5``.
 """
 from __future__ import annotations
 

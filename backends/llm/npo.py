@@ -7,12 +7,12 @@ l = summed token NLL of a forget answer; l_ref = the same under the frozen model
 plus ``retain_weight`` * mean token NLL(retain) (the authors' NPO-RT variant; 0 gives plain NPO).
 Authors' defaults: beta 0.1, lr 1e-5, several epochs; here 10 Adam steps of 4 examples (2-core CPU).
 
-Default lr 1e-5 chosen on the tune split (``scripts/tune_llm.py``; forget python_coding, every tune item:
-18 / 18 / 14 / 16, so one item is 6-7 points; SmolLM2; base scores python 0.72, stories 0.78, QA 0.79,
-antonyms 0.75). With lr 5e-5 (the earlier
-default, as for GA) stories fell to 0.11 (14 % of base) and QA to 0.36 (45 %): the retain NLL term cannot
-hold a 135M model against the forget gradient at that step size. With lr 1e-5: python 0.11 (15 % of base),
-stories 0.89, QA 0.79, antonyms 0.75: every retain skill keeps >= 100 % of its base score.
+Default lr 1e-5 chosen on the tune split (``scripts/tune_llm.py``; forget python_coding, every tune
+item: 18 / 18 / 14 / 16, so one item is 6-7 points; SmolLM2; base scores python 0.72, stories 0.78, QA
+0.79, antonyms 0.75). With lr 5e-5 (the earlier default, as for GA) stories fell to 0.11 (14 % of base)
+and QA to 0.36 (45 %): the retain NLL term cannot hold a 135M model against the forget gradient at that
+step size. With lr 1e-5: python 0.11 (15 % of base), stories 0.89, QA 0.79, antonyms 0.75: every retain
+skill keeps >= 100 % of its base score.
 """
 from __future__ import annotations
 
