@@ -98,3 +98,16 @@ def test_warm_up_caches_the_base_evaluation_of_every_methods_defaults(lab):
     for spec in registry.methods("gan").values():
         be.evaluate(base, be.clone(base), build_config(spec.config, {}), JobContext.standalone())
     assert BASE_MEASUREMENTS.store.misses == misses, "the first run's base and gold measurements were cached"
+
+
+def test_warm_up_runs_for_every_backend_on_its_test_preset(lab):
+    from backends import registry
+    from backends.llm.backend import BASE_RESULTS
+
+    registry.load_all()
+    for backend in ("diffusion", "llm"):
+        assert lab.warm_up(backend, "tiny") == len(registry.methods(backend)), backend
+    assert BASE_RESULTS.misses > 0, "the LLM base results were computed"
+    misses = BASE_RESULTS.misses
+    lab.warm_up("llm", "tiny")
+    assert BASE_RESULTS.misses == misses, "and served from the cache the second time"

@@ -117,6 +117,11 @@ class DiffusionBackend(Backend):
                              per_group=int(getattr(method_config, "eval_prompts", 3)),
                              seeds=int(getattr(method_config, "eval_seeds", 4)), ctx=ctx)
 
+    def warm_up(self, base: "DiffusionModel", method_config: Any, ctx: "JobContext") -> None:
+        """The base's and the gold models' evaluation images (kept by the frozen models' generation
+        caches): evaluating the base against itself asks for exactly those."""
+        self.evaluate(base, base, method_config, ctx)
+
     # ------------------------------------------------------------------ maps
     def embed(self, base: "DiffusionModel", edited: "DiffusionModel | None",
               config: DiffusionGenerateConfig) -> MapData:

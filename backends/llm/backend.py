@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from backends.config import param
 from backends.contract import Backend, MapData, MetricRow, Sample
+from backends.evaluation_cache import EvaluationCache
 from backends.llm.skill_config import CUSTOM, parse_pasted, retain_skill_names
 from backends.llm.skills import SKILLS
 from backends.registry import register_backend
@@ -47,6 +48,9 @@ class LLMGenerateConfig:
 # --------------------------------------------------------------------------------------------
 #: Evaluation splits and how the metrics table names them.
 EVAL_SPLITS: dict[str, str] = {"test": "test prompts", "test_paraphrase": "unseen phrasings"}
+
+#: Base-model skill results, shared by every visitor and kept between server starts.
+BASE_RESULTS = EvaluationCache("llm", capacity=64)
 
 
 def eval_items_of(skill: str, n: int, split: str = "test") -> list["SkillItem"]:
@@ -100,12 +104,26 @@ def skill_results(bundle: "LLMBundle", skill: str, n: int, max_new_tokens: int,
 
 def base_skill_results(base: "LLMBundle", skill: str, n: int, max_new_tokens: int,
                        ctx: "JobContext | None" = None, split: str = "test") -> dict[str, Any]:
-    """:func:`skill_results` of a base bundle, computed once per process and cached on the bundle."""
-    cache = base.info.setdefault("base_eval_cache", {})
-    key = (skill, n, max_new_tokens, split)
-    if key not in cache:
-        cache[key] = skill_results(base, skill, n, max_new_tokens, ctx, split=split)
-    return cache[key]
+    """:func:`skill_results` of a base bundle, computed once per server and kept on disk between starts
+    (:mod:`backends.evaluation_cache`), keyed by the weights' fingerprint, the items asked and the settings."""
+    from backends.evaluation_cache import fingerprint
+
+    if "fingerprint" not in base.info:  # once per loaded base (a second for 135 M parameters)
+        base.info["fingerprint"] = fingerprint(base.model.state_dict().items())
+    items = tuple((it.prompt, it.reference) for it in eval_items_of(skill, n, split))
+    key = (base.preset, base.info["fingerprint"], skill, split, max_new_tokens, items)
+    return BASE_RESULTS.get(key, lambda: skill_results(base, skill, n, max_new_tokens, ctx, split=split),
+                            _results_to_arrays, _results_from_arrays)
+
+
+def _results_to_arrays(results: dict[str, Any]) -> dict[str, Any]:
+    import numpy as np
+
+    return {name: np.asarray(value) for name, value in results.items()}
+
+
+def _results_from_arrays(arrays: dict[str, Any]) -> dict[str, Any]:
+    return {name: value.tolist() for name, value in arrays.items()}
 
 
 def rate_row(name: str, before: list[bool], after: list[bool], help: str, better: str | None) -> MetricRow:
@@ -170,6 +188,15 @@ class LLMBackend(Backend):
 
         (prompt,) = parse_user_prompts(" ".join(message.split()))  # one line; length-checked
         return generate_greedy(model, [prompt], max_new_tokens=max_new_tokens)[0]
+
+    def warm_up(self, base: "LLMBundle", method_config: Any, ctx: "JobContext") -> None:
+        forget = getattr(method_config, "forget_skill", CUSTOM)
+        skills = ([forget] if forget != CUSTOM else []) + list(
+            retain_skill_names(forget, getattr(method_config, "retain_skills", ())))
+        for skill in skills:
+            for split in EVAL_SPLITS:
+                base_skill_results(base, skill, getattr(method_config, "eval_items", 16),
+                                   getattr(method_config, "eval_max_new_tokens", 96), ctx, split=split)
 
     def evaluate(self, base: "LLMBundle", edited: "LLMBundle", method_config: Any,
                  ctx: "JobContext") -> list[MetricRow]:
