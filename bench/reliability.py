@@ -6,7 +6,9 @@ Starts ``app.py`` as a subprocess (embedded offline presets, CPU) and drives it 
   reliability.sessions                 concurrent sessions across the GAN, diffusion and LLM tabs, each
                                        unlearning its own concept or skill, then generating and exporting
   reliability.cross_session_leaks      sessions whose edited samples or exported tensors differ from a solo
-                                       run of the same request in a fresh session (another visitor's edit leaked)
+                                       run of the same request in a fresh session (another visitor's edit leaked),
+                                       among ``reliability.sessions_compared`` (both runs finished; a failed
+                                       one counts as failed requests, not as a leak)
   reliability.failed_requests          requests of those sessions that raised or showed an error
   reliability.peak_rss_gb              the server's peak resident memory (VmHWM), models included
   reliability.bad_inputs               cases of the bad-input corpus (:func:`bad_input_cases`)
@@ -41,6 +43,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 START_TIMEOUT = 300
 CANCEL_TRIALS = 10
+CLIENT_TIMEOUT = 600  # seconds a request may wait on a busy 2-core server before it counts as failed
 #: What a visitor must never see: a stack trace, an unexplained internal error, gradio's generic failure.
 UNCLEAR = ("Traceback", "Internal error", 'File "', "has raised an exception", "verbose error reporting")
 
@@ -103,7 +106,8 @@ class Visitor:
     def __init__(self, url: str, downloads: Path):
         from gradio_client import Client
 
-        self.client = Client(url, verbose=False, download_files=str(downloads), analytics_enabled=False)
+        self.client = Client(url, verbose=False, download_files=str(downloads), analytics_enabled=False,
+                             httpx_kwargs={"timeout": CLIENT_TIMEOUT})
         config = self.client.config
         self.props = {c["id"]: c.get("props", {}) for c in config["components"]}
         self.inputs = {d["api_name"]: d["inputs"] for d in config["dependencies"] if d.get("api_name")}
@@ -164,13 +168,17 @@ def _llm(method: str, forget: str, retain: str) -> Request:
     return Request("llm", method, (("forget_skill", forget), ("retain_skills", (retain,)), ("eval_items", 1)))
 
 
+#: The diffusion methods first check that the base draws the concept, on eval_prompts x eval_seeds images;
+#: the smoke config's single image misses a hat too often, so four.
+DIFFUSION_CHECK = (("eval_seeds", 4),)
+
 #: 16 visitors, each a different (tab, method, concept or skill); more sessions cycle through them.
 REQUESTS: tuple[Request, ...] = (
     *(Request("gan", "text_to_unlearn", (("concept", c),)) for c in ("glasses", "hat", "smile", "beard", "blond")),
     Request("gan", "adapt_then_unlearn", (("concept", "glasses"),), picks=(0, 1)),
-    *(Request("diffusion", "uce", (("concept", c),)) for c in ("glasses", "hat", "beard", "smile")),
-    Request("diffusion", "esd_x", (("concept", "frown"),)),
-    Request("diffusion", "esd_kv", (("concept", "blond hair"),)),
+    *(Request("diffusion", "uce", (("concept", c), *DIFFUSION_CHECK)) for c in ("glasses", "hat", "beard", "smile")),
+    Request("diffusion", "esd_x", (("concept", "frown"), *DIFFUSION_CHECK)),
+    Request("diffusion", "esd_kv", (("concept", "blond hair"), *DIFFUSION_CHECK)),
     _llm("key_space_detection", "python_coding", "antonyms"),
     _llm("neuron_adjust", "story_writing", "factual_qa"),
     _llm("key_space_detection", "factual_qa", "story_writing"),
@@ -254,7 +262,11 @@ class SessionResult:
 def visit(url: str, downloads: Path, request: Request) -> SessionResult:
     """One visitor: generate, unlearn, generate again (before/after), export. Records every failed request."""
     result, b = SessionResult(request), request.backend
-    visitor = Visitor(url, downloads)
+    try:
+        visitor = Visitor(url, downloads)
+    except Exception as exc:  # noqa: BLE001 - the page did not even open
+        result.failures.append(f"{request.label} open: {type(exc).__name__}: {exc}")
+        return result
     try:
         def step(name: str, fn: Callable[[], Any], message: Callable[[Any], Any]) -> Any:
             try:
@@ -289,11 +301,15 @@ def sessions_under_load(url: str, workdir: Path, count: int) -> dict[str, Any]:
         together = list(pool.map(lambda ir: visit(url, workdir / f"s{ir[0]}", ir[1]), enumerate(requests)))
     solo = {r: visit(url, workdir / f"solo{i}", r) for i, r in enumerate(dict.fromkeys(requests))}
     failures = [f for r in [*together, *solo.values()] for f in r.failures]
-    leaks = [r.request.label for r in together
+    def complete(r: SessionResult) -> bool:
+        return bool(r.samples and r.tensors)
+
+    compared = [r for r in together if complete(r) and complete(solo[r.request])]  # a failed one is a failure
+    leaks = [r.request.label for r in compared
              if (r.samples, r.tensors) != (solo[r.request].samples, solo[r.request].tensors)]
-    distinct = len({(r.samples, r.tensors) for r in solo.values()})
-    return {"sessions": count, "failures": failures, "leaks": leaks, "distinct_edits": distinct,
-            "requests": len(solo)}
+    distinct = len({(r.samples, r.tensors) for r in solo.values() if complete(r)})
+    return {"sessions": count, "failures": failures, "leaks": leaks, "compared": len(compared),
+            "distinct_edits": distinct, "requests": len(solo)}
 
 
 # bad input ------------------------------------------------------------------------------------
@@ -565,6 +581,7 @@ def run() -> Iterator[dict]:
             yield {"name": "reliability.sessions", "value": load["sessions"], "unit": "sessions"}
             yield {"name": "reliability.cross_session_leaks", "value": len(load["leaks"]), "unit": "sessions"}
             yield {"name": "reliability.failed_requests", "value": len(load["failures"]), "unit": "requests"}
+            yield {"name": "reliability.sessions_compared", "value": load["compared"], "unit": "sessions"}
             yield {"name": "reliability.distinct_edits", "value": load["distinct_edits"],
                    "unit": f"of {load['requests']} requests"}
             judged = bad_inputs(server.url, workdir)
