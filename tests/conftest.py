@@ -14,7 +14,7 @@ import pytest  # noqa: E402
 
 import tests.fake_backend  # noqa: E402,F401  (registers "toy")
 
-pytest_plugins = ["tests.diffusion_fixtures"]  # the diffusion tests' module-scoped fixtures
+pytest_plugins = ["tests.diffusion_fixtures", "tests.gan_fixtures"]  # module-scoped fixtures of those tests
 from backends import registry  # noqa: E402
 from backends.jobs import JobManager  # noqa: E402
 from backends.lab import Lab  # noqa: E402

@@ -21,12 +21,6 @@ def context() -> JobContext:
 
 
 @pytest.fixture(scope="module")
-def base():
-    torch.set_num_threads(1)
-    return presets.tiny_model("cpu")
-
-
-@pytest.fixture(scope="module")
 def edited(base):
     spec = registry.method("gan", "text_to_unlearn")
     model = BACKEND.clone(base)

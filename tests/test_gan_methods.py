@@ -13,7 +13,7 @@ from backends import registry  # noqa: E402
 from backends.config import build_config  # noqa: E402
 from backends.contract import MethodCall, Sample  # noqa: E402
 from backends.faceworld import world  # noqa: E402
-from backends.gan import adapt_then_unlearn, concepts, presets, text_to_unlearn  # noqa: E402
+from backends.gan import adapt_then_unlearn, concepts, text_to_unlearn  # noqa: E402
 from backends.gan.backend import CHECK_SAMPLES, CHECK_SEED0, GanGenerateConfig, measure, seeds_from  # noqa: E402
 from backends.jobs import JobCancelled, JobContext, JobState  # noqa: E402
 
@@ -33,12 +33,6 @@ def context(stop_after: int | None = None, fail_after: int | None = None) -> Job
             super().step(step, total, **metrics)
 
     return Stopping(JobState(), stop, threading.Lock())
-
-
-@pytest.fixture(scope="module")
-def base():
-    torch.set_num_threads(1)
-    return presets.tiny_model("cpu")
 
 
 @pytest.fixture(scope="module")
