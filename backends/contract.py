@@ -11,13 +11,14 @@ imported by the package's ``__init__`` (tab order), holding:
   the UI's and what :meth:`Backend.warm_up` gets at start-up), raises ValueError on a bad value (``param``
   limits, ``__post_init__`` for the rest), and has a ``smoke()`` classmethod: a cheap config for the tiny
   preset that the contract tests, cancel-anywhere and ``bench.reliability`` run (without it they use the
-  defaults). A field with ``widget="picked"`` receives the gallery samples the user ticked (``MethodCall.picked``);
+  defaults). A field with ``widget="picked"`` receives the gallery samples the user ticked
+  (``MethodCall.picked``);
 - ``run(call: MethodCall) -> None`` decorated with ``registry.register_method(backend, name, title=...,
   config=..., paper=...)``: it edits ``call.model`` in place, reads ``call.base`` only, reports through
   ``call.ctx`` (progress, live metrics, cancel checks) and raises ValueError on input it cannot use.
 
-The UI's method dropdown, the start-up warm-up, the contract tests and the benchmarks list methods from the
-registry, so nothing else has to name the method. What each backend reads from a method config:
+The UI's method dropdown, the start-up warm-up, the contract tests and the quality benchmarks (``bench.gan``,
+``bench.diffusion``, ``bench.llm``) list methods from the registry, so nothing else has to name the method. What each backend reads from a method config:
 
 - GAN (``backends/gan``): ``concept`` (text up to ``concepts.MAX_CONCEPT_CHARS``, resolved by
   ``backends.gan.concepts.resolve``), ``eval_samples`` (int) and ``seed`` (int): ``GanBackend.evaluate`` and
@@ -25,12 +26,14 @@ registry, so nothing else has to name the method. What each backend reads from a
   ``bench.gan`` sets ``concept`` and ``seed``. No shared base class.
 - Diffusion (``backends/diffusion``): ``concept`` (``common.concept_field()``, checked by
   ``faceworld.concepts.check_text`` in ``__post_init__``), ``eval_prompts`` and ``eval_seeds``
-  (``common.eval_prompts_field()`` / ``eval_seeds_field()``; ``DiffusionBackend.evaluate`` reads them with
-  ``getattr`` defaults 3 and 4) and ``smoke()``; ``bench.diffusion`` sets ``concept`` (and ``forget_images``
-  when the config has it). No shared base class: each config repeats these fields.
+  (``common.eval_prompts_field()`` / ``eval_seeds_field()``; ``DiffusionBackend.evaluate``, and ``warm_up``
+  through it, read them with ``getattr`` defaults 3 and 4) and ``smoke()``; ``bench.diffusion`` sets
+  ``concept`` (and ``forget_images`` when the config has it). No shared base class: each config repeats
+  these fields.
 - LLM (``backends/llm``): subclass ``backends.llm.skill_config.SkillConfig`` (``forget_skill``,
   ``retain_skills``, pasted prompts, ``probe_items``, ``eval_items``, ``eval_max_new_tokens``), which
-  ``LLMBackend.evaluate`` reads; ``bench.llm`` builds ``config(forget_skill=..., eval_items=...)``.
+  ``LLMBackend.evaluate`` and ``warm_up`` read (with ``getattr`` defaults); ``bench.llm`` builds
+  ``config(forget_skill=..., eval_items=...)``.
 
 :meth:`Backend.concept_of` names what a config unlearns from ``concept``, ``forget_skill`` or ``skill``.
 """
