@@ -18,7 +18,8 @@ imported by the package's ``__init__`` (tab order), holding:
   ``call.ctx`` (progress, live metrics, cancel checks) and raises ValueError on input it cannot use.
 
 The UI's method dropdown, the start-up warm-up, the contract tests and the quality benchmarks (``bench.gan``,
-``bench.diffusion``, ``bench.llm``) list methods from the registry, so nothing else has to name the method. What each backend reads from a method config:
+``bench.diffusion``, ``bench.llm``) list methods from the registry, so nothing else has to name the method.
+What each backend reads from a method config:
 
 - GAN (``backends/gan``): ``concept`` (text up to ``concepts.MAX_CONCEPT_CHARS``, resolved by
   ``backends.gan.concepts.resolve``), ``eval_samples`` (int) and ``seed`` (int): ``GanBackend.evaluate`` and
