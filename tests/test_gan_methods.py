@@ -178,15 +178,16 @@ def test_continual_edits_compose_through_the_lab(tmp_path):
 
 # ---- bad input ----------------------------------------------------------------------------
 
-@pytest.mark.parametrize("method", ["text_to_unlearn", "adapt_then_unlearn"])
-@pytest.mark.parametrize("values, message", [
-    ({"concept": ""}, "empty"),
-    ({"concept": "   "}, "empty"),
-    ({"concept": "x" * 81}, "over the limit"),
-    ({"eval_samples": 5}, "below the minimum"),
-    ({"lr": -1.0}, "below the minimum"),
-    ({"batch_size": 1000}, "above the maximum"),
-])
+#: Bad values of the fields every GAN method config has (backends/contract.py): checked for every registered method.
+CONTRACT_FIELD_ERRORS = [({"concept": ""}, "empty"), ({"concept": "   "}, "empty"),
+                         ({"concept": "x" * 81}, "over the limit"), ({"eval_samples": 5}, "below the minimum")]
+#: Bad optimiser settings, for the methods that have them.
+OPTIMISER_ERRORS = [({"lr": -1.0}, "below the minimum"), ({"batch_size": 1000}, "above the maximum")]
+
+
+@pytest.mark.parametrize("method, values, message", [
+    *((m, v, msg) for m in sorted(registry.methods("gan")) for v, msg in CONTRACT_FIELD_ERRORS),
+    *((m, v, msg) for m in ("text_to_unlearn", "adapt_then_unlearn") for v, msg in OPTIMISER_ERRORS)])
 def test_bad_values_raise_value_error(base, gallery, method, values, message):
     with pytest.raises(ValueError, match=message):
         run(method, base, BACKEND.clone(base), values, picked=gallery[:2])
