@@ -201,7 +201,8 @@ def test_two_visitors_at_once_never_see_each_others_edit(server, browser):
     wait = WebDriverWait(browser, 300)
 
     def images() -> list[str]:
-        return [img.get_attribute("src") for img in browser.find_elements(By.CSS_SELECTOR, "#diffusion-gallery img")]
+        return browser.execute_script(  # one read of the page (elements re-render while the gallery fills)
+            "return [...document.querySelectorAll('#diffusion-gallery img')].map(img => img.src)")
 
     def status() -> str:
         return browser.find_element(By.ID, "diffusion-status").text
