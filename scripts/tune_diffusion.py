@@ -13,7 +13,8 @@ concept); ties go to the smaller per-attribute collateral, then to the earlier c
 
     OMP_NUM_THREADS=1 python scripts/tune_diffusion.py [method ...] [--prompts 4] [--seeds 8]
 
-prints one JSON line per (method, candidate, concept) and a markdown table with the winners.
+prints a markdown table, each method's rows (winner marked) once its candidates are done, and one JSON
+line per (method, candidate, concept) on stderr as it goes.
 """
 from __future__ import annotations
 
@@ -24,13 +25,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-# Candidate settings per method: overrides of the config's defaults ({} = the defaults themselves).
+# Candidate settings per method: overrides of the config's defaults ({} = the defaults themselves), gentler
+# and stronger than the defaults where the method's cost allows.
 CANDIDATES: dict[str, list[dict]] = {
     "uce": [{}, {"erase_scale": 1.0}, {"paraphrases": False}, {"lam": 5.0}],
-    "esd_x": [{}, {"lr": 3e-4}, {"eta": 1.0}],
-    "esd_kv": [{}, {"lr": 3e-4}],
+    "esd_x": [{}, {"lr": 3e-4}, {"iterations": 240}, {"eta": 4.0}],
+    "esd_kv": [{}, {"iterations": 240}],
     "esd_u": [{}, {"lr": 2e-4}],
-    "salun": [{}, {"mask_ratio": 0.1}, {"alpha": 2.0}],
+    "salun": [{}, {"mask_ratio": 0.1}, {"steps": 160}],
     "advunlearn": [{}, {"gamma": 1.0}],
     "fewshot_te": [{}, {"lr": 2e-4}, {"epochs": 15}],
 }
@@ -77,7 +79,9 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(1)
     be = registry.backend("diffusion")
     base = registry.preset("diffusion", "faceworld").load(pick_device())
-    table = []
+    print("| method | setting (over the defaults) | concept | tune presence (base) | collateral / prompt | "
+          "collateral / attribute | seconds | chosen |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |", flush=True)
     for method in args.methods:
         results = []
         for overrides in CANDIDATES[method]:
@@ -85,25 +89,20 @@ def main(argv: list[str] | None = None) -> None:
             for concept in GLOBAL_CONCEPTS.get(method, CONCEPTS):
                 edited, seconds = run_method(be, base, method, concept, overrides)
                 _, before, (after,) = score_models(base, [edited], concept, args.prompts, args.seeds, split="tune")
-                row = {"method": method, "overrides": overrides, "concept": concept,
-                       "presence": round(after.presence, 4), "base_presence": round(before.presence, 4),
-                       "collateral_prompt": round(collateral_prompt_pts(before, after), 2),
-                       "collateral_attr": round(collateral_attr_pts(before, after, resolve_concept(concept).attr), 2),
-                       "images": len(after.judged["concept"]), "seconds": round(seconds, 1)}
-                print(json.dumps(row), flush=True)
-                rows.append(row)
+                rows.append({"method": method, "overrides": overrides, "concept": concept,
+                             "presence": round(after.presence, 4), "base_presence": round(before.presence, 4),
+                             "collateral_prompt": round(collateral_prompt_pts(before, after), 2),
+                             "collateral_attr": round(collateral_attr_pts(before, after,
+                                                                          resolve_concept(concept).attr), 2),
+                             "images": len(after.judged["concept"]), "seconds": round(seconds, 1)})
+                print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
             results.append({"overrides": overrides, "rows": rows})
         winner = choose(results)
         for result in results:
             for row in result["rows"]:
-                table.append((method, json.dumps(result["overrides"]) or "{}", row, result is winner))
-    print("\n| method | setting (over the defaults) | concept | tune presence (base) | collateral / prompt | "
-          "collateral / attribute | seconds | chosen |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
-    for method, setting, row, chosen in table:
-        print(f"| {method} | `{setting}` | {row['concept']} | {row['presence']:.2f} ({row['base_presence']:.2f}) | "
-              f"{row['collateral_prompt']:.1f} | {row['collateral_attr']:.1f} | {row['seconds']:.0f} | "
-              f"{'**yes**' if chosen else ''} |")
+                print(f"| {method} | `{json.dumps(result['overrides'])}` | {row['concept']} | {row['presence']:.2f} "
+                      f"({row['base_presence']:.2f}) | {row['collateral_prompt']:.1f} | {row['collateral_attr']:.1f} | "
+                      f"{row['seconds']:.0f} | {'**yes**' if result is winner else ''} |", flush=True)
 
 
 if __name__ == "__main__":
