@@ -62,7 +62,8 @@ def lessons(names: tuple[str, ...] | None) -> Iterator[dict]:
         lab = _lab()
         started = time.perf_counter()
         lab.preload([lesson.backend]).join()
-        yield {"name": f"flow.{lesson.backend}.startup_s", "value": round(time.perf_counter() - started, 2), "unit": "s"}
+        yield {"name": f"flow.{lesson.backend}.startup_s", "value": round(time.perf_counter() - started, 2),
+               "unit": "s"}
         generate, unlearn, attack = lesson.steps
         started = time.perf_counter()
         lab.generate("bench", lesson.backend, lesson.preset, generate.values)

@@ -6,7 +6,7 @@ outline only (no code, loss weights, steps or layers); every such choice below i
 1. Reference direction i in CLIP image space. ``direction="text"`` (default, cheap):
    i = norm(E_T("<neutral> with <concept>") - E_T("<neutral>")). ``direction="mapper"``: train a
    StyleCLIP latent mapper (Patashnik et al. 2021) w_hat = w + 0.1 * M(w) towards the concept, then
-   i = norm(mean_w[E_I(G_f(w_hat)) - E_I(G_f(w))]).
+   i = norm(mean over w of [E_I(G_f(w_hat)) - E_I(G_f(w))]).
 2. Fine-tune a copy G_t of the generator with
    L = [1 - cos(E_I(G_t(w_hat)) - E_I(G_f(w_hat)), u(w_hat))]                (directional, StyleGAN-NADA)
        + lambda_perceptual * perceptual(G_t(w), G_f(w))                       (unweighted-LPIPS proxy)
@@ -39,9 +39,11 @@ on a 2-core CPU (about 10 s). Tuned on tune seeds: 160 steps removed smiles more
 but raised the expression collateral of glasses to 5-8 points; top-5 layers let glasses escape into
 sunglasses. lambda_perceptual = lambda_identity = 0.5.
 What it cannot do: where a forgotten smile goes depends on the seed (neutral:frowning from 48:47 to
-31:68 on tune seeds, the reference being 45:55), and the perceptual and identity terms read the same
-CLIP the edit moves, so they cannot see every change (the judge reports glasses edits moving 2-5 % of
-faces between expressions). Measured numbers: assets/faceworld/GAN.md.
+31:68 on tune seeds, the reference being 45:55; tried on tune seeds and not kept: assigning each smile
+the remaining value CLIP ranks next for it, worst redistribution 13 pts, presence 0.14; one shared target,
+the frequency-weighted centroid of the remaining values, worst 14 pts), and the perceptual and identity
+terms read the same CLIP the edit moves, so they cannot see every change (the judge reports glasses edits
+moving 2-5 % of faces between expressions). Measured numbers: assets/faceworld/GAN.md.
 G_f is the model as it was before this run, so continual requests keep earlier edits.
 """
 from __future__ import annotations
@@ -294,7 +296,7 @@ def train_mapper(frozen: "GeneratorAdapter", encoder: "ImageTextEncoder", concep
 
 def mapper_direction(frozen: "GeneratorAdapter", encoder: "ImageTextEncoder", mapper: LatentMapper,
                      w: "torch.Tensor") -> "torch.Tensor":
-    """i = norm(mean_w[E_I(G_f(w_hat)) - E_I(G_f(w))]). (D,)"""
+    """i = norm(mean over w of [E_I(G_f(w_hat)) - E_I(G_f(w))]). (D,)"""
     import torch
     import torch.nn.functional as F
 
