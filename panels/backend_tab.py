@@ -60,28 +60,28 @@ def _error_text(exc: Exception) -> str:
     return f"Internal error ({type(exc).__name__}): {exc}"
 
 
-def stream_job(start: Callable[[], Any], on_done: Callable[[Any], list[Any]], live: Callable[[Any], list[Any]],
-               n_outputs: int) -> Iterator[list[Any]]:
-    """Start a job, stream its progress every POLL_SECONDS, then show its result. Every yield is
-    [status HTML, *the other ``n_outputs - 1`` outputs]; a failed start or result is one clear message."""
-    keep = [gr.update()] * (n_outputs - 1)
+def stream_job(status: Any, start: Callable[[], Any], on_done: Callable[[Any], dict], live: Callable[[Any], dict],
+               ) -> Iterator[dict]:
+    """Start a job, stream its progress every POLL_SECONDS, then show its result. Every yield is a dict
+    {component: value}: ``status`` (the progress HTML) plus what ``live`` / ``on_done`` return (components
+    left out stay as they are); a failed start or result is one clear message in ``status``."""
     try:
         job = start()
     except Exception as exc:  # noqa: BLE001
-        yield [fmt.message_html(_error_text(exc), "error"), *keep]
+        yield {status: fmt.message_html(_error_text(exc), "error")}
         return
     while True:
         state = job.wait(POLL_SECONDS)
         if state.is_finished:
             break
-        yield [fmt.progress_html(state), *live(state)]
+        yield {status: fmt.progress_html(state), **live(state)}
     if state.status != "done":
-        yield [fmt.progress_html(state), *live(state)]
+        yield {status: fmt.progress_html(state), **live(state)}
         return
     try:
-        yield [fmt.progress_html(state), *on_done(state)]
+        yield {status: fmt.progress_html(state), **on_done(state)}
     except Exception as exc:  # noqa: BLE001
-        yield [fmt.message_html(_error_text(exc), "error"), *keep]
+        yield {status: fmt.message_html(_error_text(exc), "error")}
 
 
 class BackendTab:
@@ -102,15 +102,23 @@ class BackendTab:
 
     # render ------------------------------------------------------------------------------
     def render(self) -> None:
-        be, c = self.backend, self.c
-        gr.Markdown(be.description)
-        with gr.Row(equal_height=True):
-            c["preset"] = gr.Dropdown(choices=visible_presets(self.name), value=default_preset(self.name),
-                                      label="Model", scale=3, elem_id=f"{self.name}-preset")
-            c["load"] = gr.Button("Load model", scale=1, elem_id=f"{self.name}-load")
-        c["status"] = gr.HTML(fmt.message_html("Model not loaded yet: it loads on first use."),
-                              elem_id=f"{self.name}-status")
+        """The tab, section by section; each builder returns its components by name (kept in ``self.c``)."""
+        gr.Markdown(self.backend.description)
+        for section in (self._model_section, self._generate_section, self._unlearn_section, self._map_section,
+                        self._attack_section, self._edits_section):
+            self.c.update(section())
 
+    def _model_section(self) -> dict[str, Any]:
+        with gr.Row(equal_height=True):
+            preset = gr.Dropdown(choices=visible_presets(self.name), value=default_preset(self.name),
+                                 label="Model", scale=3, elem_id=f"{self.name}-preset")
+            load = gr.Button("Load model", scale=1, elem_id=f"{self.name}-load")
+        status = gr.HTML(fmt.message_html("Model not loaded yet: it loads on first use."),
+                         elem_id=f"{self.name}-status")
+        return {"preset": preset, "load": load, "status": status}
+
+    def _generate_section(self) -> dict[str, Any]:
+        be, c = self.backend, {}
         with gr.Accordion("1 · Generate (before / after, same seeds)", open=True):
             with gr.Row():
                 with gr.Column(scale=1, min_width=280):
@@ -140,18 +148,30 @@ class BackendTab:
                     c["chat_base"] = gr.Textbox(label="Base model", lines=6, interactive=False)
                     c["chat_edit"] = gr.Textbox(label="Your edited model", lines=6, interactive=False,
                                                 elem_id=f"{self.name}-chat-edit")
+        c["shown"] = c["gallery"] if "gallery" in c else c["texts"]  # where samples appear, image or text
+        return c
 
+    def _chooser(self, specs: dict[str, Any], label: str, key: str) -> tuple[Any, dict, dict]:
+        """A dropdown of registered methods or attacks, with one group of config controls per entry (only
+        the chosen one visible): (dropdown, {name: controls}, {name: group})."""
+        first = next(iter(specs), None)
+        dropdown = gr.Dropdown(choices=[(spec.title, name) for name, spec in specs.items()], value=first,
+                               label=label, elem_id=f"{self.name}-{key}")
+        controls, groups = {}, {}
+        for name, spec in specs.items():
+            with gr.Group(visible=name == first) as group:
+                gr.Markdown(self._describe(spec))
+                controls[name] = render_config(spec.config, f"{self.name}-{name}")
+            groups[name] = group
+        return dropdown, controls, groups
+
+    def _unlearn_section(self) -> dict[str, Any]:
+        c = {}
         with gr.Accordion("2 · Unlearn", open=True):
             with gr.Row():
                 with gr.Column(scale=1, min_width=280):
-                    first = next(iter(self.methods), None)
-                    c["method"] = gr.Dropdown(choices=[(m.title, n) for n, m in self.methods.items()], value=first,
-                                              label="Method", elem_id=f"{self.name}-method")
-                    for name, spec in self.methods.items():
-                        with gr.Group(visible=name == first) as group:
-                            gr.Markdown(self._describe(spec))
-                            self.method_controls[name] = render_config(spec.config, f"{self.name}-{name}")
-                        self.method_groups[name] = group
+                    c["method"], self.method_controls, self.method_groups = self._chooser(
+                        self.methods, "Method", "method")
                     with gr.Row():
                         c["run"] = gr.Button("Unlearn", variant="primary", elem_id=f"{self.name}-run")
                         c["cancel"] = gr.Button("Cancel", variant="stop", elem_id=f"{self.name}-cancel")
@@ -163,27 +183,26 @@ class BackendTab:
                                                 label="Metrics before / after", elem_id=f"{self.name}-metrics")
                     with gr.Accordion("Job log", open=False):
                         c["log"] = gr.Textbox(lines=8, max_lines=20, show_label=False, interactive=False)
+        return c
 
+    def _map_section(self) -> dict[str, Any]:
+        c = {}
         with gr.Accordion("3 · Embedding map (UMAP of representations, before vs after)", open=False):
             with gr.Row(equal_height=True):
-                views = [(label, name) for name, label in be.map_views]
+                views = [(label, name) for name, label in self.backend.map_views]
                 c["map_view"] = gr.Radio(choices=views, value=views[0][1], label="What to map", scale=3,
-                                         elem_id=f"{self.name}-map-view",
-                                         visible=len(views) > 1)
+                                         elem_id=f"{self.name}-map-view", visible=len(views) > 1)
                 c["map_btn"] = gr.Button("Draw map", elem_id=f"{self.name}-map-btn", scale=1)
             c["map"] = gr.Plot(label="Map", elem_id=f"{self.name}-map")
+        return c
 
+    def _attack_section(self) -> dict[str, Any]:
+        c = {}
         with gr.Accordion("4 · Attack the edited model", open=False):
             with gr.Row():
                 with gr.Column(scale=1, min_width=280):
-                    first_attack = next(iter(self.attacks), None)
-                    c["attack"] = gr.Dropdown(choices=[(a.title, n) for n, a in self.attacks.items()],
-                                              value=first_attack, label="Attack", elem_id=f"{self.name}-attack")
-                    for name, spec in self.attacks.items():
-                        with gr.Group(visible=name == first_attack) as group:
-                            gr.Markdown(self._describe(spec))
-                            self.attack_controls[name] = render_config(spec.config, f"{self.name}-{name}")
-                        self.attack_groups[name] = group
+                    c["attack"], self.attack_controls, self.attack_groups = self._chooser(
+                        self.attacks, "Attack", "attack")
                     with gr.Row():
                         c["attack_run"] = gr.Button("Run attack", variant="primary",
                                                     elem_id=f"{self.name}-attack-run")
@@ -199,13 +218,17 @@ class BackendTab:
                                                     visible=self.backend.output == "image",
                                                     elem_id=f"{self.name}-attack-images")
                     c["attack_table"] = gr.Dataframe(value=[], interactive=False, wrap=True, label="Details")
+        return c
 
+    def _edits_section(self) -> dict[str, Any]:
+        c = {}
         with gr.Accordion("5 · Your edits: reset or export", open=False):
             c["runs"] = gr.Markdown(fmt.runs_markdown([]))
             with gr.Row():
                 c["reset"] = gr.Button("Reset to base model", elem_id=f"{self.name}-reset")
                 c["export"] = gr.Button("Export edit (safetensors + run card)", elem_id=f"{self.name}-export")
             c["files"] = gr.File(label="Download", file_count="multiple", interactive=False)
+        return c
 
     def _shown_preset(self, preset: Any) -> str:
         """The preset if the dropdown offers it; ValueError otherwise (test-only presets stay hidden)."""
@@ -228,17 +251,16 @@ class BackendTab:
         # clear message per bad value, whoever sends it, where gradio's own checks fail on a wrong type.
         raw = dict(preprocess=False)
         gen_inputs = {c["preset"], *self.gen_controls.values()}
-        gallery_outputs = [c["status"], c["pick"], c["gallery"] if "gallery" in c else c["texts"]]
+        gallery_outputs = [c["status"], c["pick"], c["shown"]]
 
         c["preset"].change(self.on_preset, [c["preset"]], [c["status"], c["runs"], c["pick"]],
                            api_name=f"{api}_preset", **raw)
         c["load"].click(self.on_load, [c["preset"]], [c["status"]], api_name=f"{api}_load", **raw)
         c["generate"].click(self.on_generate, gen_inputs, gallery_outputs, api_name=f"{api}_generate", **raw)
 
-        c["method"].change(lambda m: [gr.update(visible=n == m) for n in self.method_groups],
-                           [c["method"]], list(self.method_groups.values()), queue=False)
-        c["attack"].change(lambda a: [gr.update(visible=n == a) for n in self.attack_groups],
-                           [c["attack"]], list(self.attack_groups.values()), queue=False)
+        for chooser, groups in ((c["method"], self.method_groups), (c["attack"], self.attack_groups)):
+            chooser.change(lambda chosen, groups=groups: {g: gr.update(visible=n == chosen) for n, g in groups.items()},
+                           [chooser], list(groups.values()), queue=False)
 
         method_inputs = gen_inputs | {c["method"], c["pick"]} | {
             ctrl for controls in self.method_controls.values() for ctrl in controls.values()}
@@ -266,30 +288,30 @@ class BackendTab:
         c["reset"].click(self.on_reset, gen_inputs, [c["runs"], *gallery_outputs], api_name=f"{api}_reset", **raw)
         c["export"].click(self.on_export, [c["preset"]], [c["files"], c["status"]], api_name=f"{api}_export", **raw)
 
-    # callbacks ---------------------------------------------------------------------------
+    # callbacks (each returns {component: value}; components left out stay as they are) -----------
     def _gen_values(self, data: dict) -> dict[str, Any]:
         return collect_values(self.backend.generate_config, self.gen_controls, data, None)
 
-    def _gallery_update(self, session: str, preset: str, data: dict) -> list[Any]:
-        """[status, pick, gallery-or-texts] after generating with the current generation settings."""
+    def _gallery_update(self, session: str, preset: str, data: dict) -> dict[Any, Any]:
+        """Status, picks and samples after generating with the current generation settings."""
+        c = self.c
         before, after = self.lab.generate(session, self.name, preset, self._gen_values(data))
-        picked = data.get(self.c["pick"]) or []
+        picked = data.get(c["pick"]) or []
         choices = fmt.pick_choices(before)
         valid = [p for p in picked if isinstance(p, int) and 0 <= p < len(choices)]
-        if self.backend.output == "image":
-            shown = fmt.gallery_items(before, after)
-        else:
-            shown = fmt.text_rows(before, after)
+        shown = fmt.gallery_items(before, after) if self.backend.output == "image" else fmt.text_rows(before, after)
         note = "before and after (your edit), same seeds" if after is not None else "base model (no edit yet)"
-        return [fmt.message_html(f"{len(before)} samples: {note}", "done"),
-                gr.update(choices=choices, value=valid), shown]
+        return {c["status"]: fmt.message_html(f"{len(before)} samples: {note}", "done"),
+                c["pick"]: gr.update(choices=choices, value=valid), c["shown"]: shown}
 
-    def on_preset(self, preset: str, request: gr.Request):
+    def on_preset(self, preset: str, request: gr.Request) -> dict[Any, Any]:
+        c = self.c
         preset = preset if isinstance(preset, str) else None
         loaded = preset and self.lab.store.is_loaded(self.name, preset)
         runs = self.lab.runs(_session(request), self.name, preset) if preset else []
         text = "Model ready." if loaded else "Model not loaded yet: it loads on first use."
-        return fmt.message_html(text), fmt.runs_markdown(runs), gr.update(choices=[], value=[])
+        return {c["status"]: fmt.message_html(text), c["runs"]: fmt.runs_markdown(runs),
+                c["pick"]: gr.update(choices=[], value=[])}
 
     def on_load(self, preset: str) -> Iterator[str]:
         if not preset:
@@ -301,117 +323,120 @@ class BackendTab:
         except Exception as exc:  # noqa: BLE001 - shown to the user as one line
             yield fmt.message_html(_error_text(exc), "error")
 
-    def on_generate(self, data: dict, request: gr.Request) -> Iterator[list[Any]]:
-        preset = data[self.c["preset"]]
-        no_change = [gr.update(), gr.update()]
+    def on_generate(self, data: dict, request: gr.Request) -> Iterator[dict[Any, Any]]:
+        status, preset = self.c["status"], data[self.c["preset"]]
         if isinstance(preset, str) and not self.lab.store.is_loaded(self.name, preset):
-            yield [fmt.message_html("Loading the model (first use)…"), *no_change]
+            yield {status: fmt.message_html("Loading the model (first use)…")}
         try:
             self.lab.load(self.name, self._shown_preset(preset))
             yield self._gallery_update(_session(request), preset, data)
         except Exception as exc:  # noqa: BLE001
-            yield [fmt.message_html(_error_text(exc), "error"), *no_change]
+            yield {status: fmt.message_html(_error_text(exc), "error")}
 
-    def on_run(self, data: dict, request: gr.Request) -> Iterator[list[Any]]:
-        session, preset, method = _session(request), data[self.c["preset"]], data[self.c["method"]]
-        n_keep = 3  # status, pick, gallery
+    def on_run(self, data: dict, request: gr.Request) -> Iterator[dict[Any, Any]]:
+        c = self.c
+        session, preset, method = _session(request), data[c["preset"]], data[c["method"]]
 
         def start():
             self._shown_preset(preset)
             if not method:
                 raise ValueError("choose a method first")
             spec = registry.method(self.name, method)
-            values = collect_values(spec.config, self.method_controls[method], data, data.get(self.c["pick"]))
+            values = collect_values(spec.config, self.method_controls[method], data, data.get(c["pick"]))
             return self.lab.start_unlearning(session, self.name, preset, method, values)
 
         edit_shown = []  # set once the edited samples are on screen
         estimate_shown: list[list[list[str]]] = [[]]  # the quick metrics estimate on screen
 
-        def live(state) -> list[Any]:
+        def live(state) -> dict[Any, Any]:
+            update = {c["curve"]: fmt.history_figure(state.history), c["log"]: fmt.job_log(state)}
             if state.edit_ready and not edit_shown:  # edit first: samples now, metrics when evaluated
                 edit_shown.append(True)
                 pending = [["evaluating… (the edit is ready: Cancel now keeps it)", "", "", "", "", ""]]
-                return [fmt.history_figure(state.history), fmt.job_log(state), pending,
-                        fmt.runs_markdown(self.lab.runs(session, self.name, preset)),
-                        *self._gallery_update(session, preset, data)]
+                return {**update, c["metrics"]: pending,
+                        c["runs"]: fmt.runs_markdown(self.lab.runs(session, self.name, preset)),
+                        **self._gallery_update(session, preset, data)}
             estimate = fmt.metric_rows(state.preview, estimating=True) if state.preview else []
             if estimate and estimate != estimate_shown[0]:  # metrics fill in: estimate first, final at the end
                 estimate_shown[0] = estimate
-                return [fmt.history_figure(state.history), fmt.job_log(state), estimate, gr.update(),
-                        *[gr.update()] * n_keep]
-            return [fmt.history_figure(state.history), fmt.job_log(state), gr.update(), gr.update(),
-                    *[gr.update()] * n_keep]
+                update[c["metrics"]] = estimate
+            return update
 
-        def done(state) -> list[Any]:
+        def done(state) -> dict[Any, Any]:
             result = state.result
-            return [fmt.history_figure(result.history), fmt.job_log(state), fmt.metric_rows(result.metrics),
-                    fmt.runs_markdown(self.lab.runs(session, self.name, preset)),
-                    *self._gallery_update(session, preset, data)]
+            return {c["curve"]: fmt.history_figure(result.history), c["log"]: fmt.job_log(state),
+                    c["metrics"]: fmt.metric_rows(result.metrics),
+                    c["runs"]: fmt.runs_markdown(self.lab.runs(session, self.name, preset)),
+                    **self._gallery_update(session, preset, data)}
 
-        yield from stream_job(start, done, live, 5 + n_keep)
+        yield from stream_job(c["progress"], start, done, live)
 
-    def on_attack(self, data: dict, request: gr.Request) -> Iterator[list[Any]]:
-        session, preset, attack = _session(request), data[self.c["preset"]], data[self.c["attack"]]
+    def on_attack(self, data: dict, request: gr.Request) -> Iterator[dict[Any, Any]]:
+        c = self.c
+        session, preset, attack = _session(request), data[c["preset"]], data[c["attack"]]
 
         def start():
             self._shown_preset(preset)
             if not attack:
                 raise ValueError("choose an attack first")
             spec = registry.attack(self.name, attack)
-            values = collect_values(spec.config, self.attack_controls[attack], data, data.get(self.c["pick"]))
+            values = collect_values(spec.config, self.attack_controls[attack], data, data.get(c["pick"]))
             return self.lab.start_attack(session, self.name, preset, attack, values)
 
-        def live(state) -> list[Any]:
-            return [gr.update()] * 5
-
-        def done(state) -> list[Any]:
+        def done(state) -> dict[Any, Any]:
             result = state.result
             headers, rows = fmt.table_rows(result.table)
-            chart = fmt.chart_figure(result.chart) if result.chart else None
-            return [fmt.metric_rows(result.summary), chart,
-                    gr.update(value=rows, headers=headers) if headers else [],
-                    result.explanation, fmt.attack_items(result.samples)]
+            return {c["attack_summary"]: fmt.metric_rows(result.summary),
+                    c["attack_chart"]: fmt.chart_figure(result.chart) if result.chart else None,
+                    c["attack_table"]: gr.update(value=rows, headers=headers) if headers else [],
+                    c["attack_note"]: result.explanation, c["attack_images"]: fmt.attack_items(result.samples)}
 
-        yield from stream_job(start, done, live, 6)
+        yield from stream_job(c["attack_progress"], start, done, lambda state: {})
 
     def on_cancel(self, request: gr.Request) -> str:
         if self.lab.cancel(_session(request)):
             return fmt.message_html("Cancelling: the job stops at its next step and changes nothing.")
         return fmt.message_html("Nothing is running.")
 
-    def on_chat(self, preset: str, message: str, request: gr.Request):
+    def on_chat(self, preset: str, message: str, request: gr.Request) -> dict[Any, Any]:
+        c = self.c
         try:
             self.lab.load(self.name, self._shown_preset(preset))
             base_answer, edited_answer = self.lab.chat(_session(request), self.name, preset, message)
             note = "answered by both models" if edited_answer is not None else "no edit yet: base model only"
-            return base_answer, edited_answer or "(no edit yet)", fmt.message_html(note, "done")
+            return {c["chat_base"]: base_answer, c["chat_edit"]: edited_answer or "(no edit yet)",
+                    c["status"]: fmt.message_html(note, "done")}
         except Exception as exc:  # noqa: BLE001
-            return gr.update(), gr.update(), fmt.message_html(_error_text(exc), "error")
+            return {c["status"]: fmt.message_html(_error_text(exc), "error")}
 
-    def on_map(self, data: dict, request: gr.Request):
+    def on_map(self, data: dict, request: gr.Request) -> dict[Any, Any]:
+        c = self.c
         try:
-            preset = self._shown_preset(data[self.c["preset"]])
+            preset = self._shown_preset(data[c["preset"]])
             self.lab.load(self.name, preset)
             mapdata, coords, how = self.lab.embedding_map(_session(request), self.name, preset,
-                                                          self._gen_values(data), data[self.c["map_view"]])
-            return fmt.map_figure(mapdata, coords, how), fmt.message_html(f"Map drawn with {how}.", "done")
+                                                          self._gen_values(data), data[c["map_view"]])
+            return {c["map"]: fmt.map_figure(mapdata, coords, how),
+                    c["status"]: fmt.message_html(f"Map drawn with {how}.", "done")}
         except Exception as exc:  # noqa: BLE001
-            return gr.update(), fmt.message_html(_error_text(exc), "error")
+            return {c["status"]: fmt.message_html(_error_text(exc), "error")}
 
-    def on_reset(self, data: dict, request: gr.Request):
-        session, preset = _session(request), data[self.c["preset"]]
+    def on_reset(self, data: dict, request: gr.Request) -> dict[Any, Any]:
+        c = self.c
+        session, preset = _session(request), data[c["preset"]]
         try:
             had = self.lab.reset(session, self.name, self._shown_preset(preset))
             refreshed = self._gallery_update(session, preset, data) if self.lab.store.is_loaded(self.name, preset) \
-                else [gr.update(), gr.update(), gr.update()]
+                else {}
             text = "Reset: your copy is the base model again." if had else "Nothing to reset: no edit yet."
-            return [fmt.runs_markdown([]), fmt.message_html(text, "done"), *refreshed[1:]]
+            return {**refreshed, c["runs"]: fmt.runs_markdown([]), c["status"]: fmt.message_html(text, "done")}
         except Exception as exc:  # noqa: BLE001
-            return [gr.update(), fmt.message_html(_error_text(exc), "error"), gr.update(), gr.update()]
+            return {c["status"]: fmt.message_html(_error_text(exc), "error")}
 
-    def on_export(self, preset: str, request: gr.Request):
+    def on_export(self, preset: str, request: gr.Request) -> dict[Any, Any]:
+        c = self.c
         try:
             paths = self.lab.export(_session(request), self.name, self._shown_preset(preset))
-            return list(paths), fmt.message_html("Export ready: download below.", "done")
+            return {c["files"]: list(paths), c["status"]: fmt.message_html("Export ready: download below.", "done")}
         except Exception as exc:  # noqa: BLE001
-            return None, fmt.message_html(_error_text(exc), "error")
+            return {c["files"]: None, c["status"]: fmt.message_html(_error_text(exc), "error")}

@@ -75,13 +75,16 @@ class LessonsTab:
             return gr.Tabs(selected="lessons"), name
         return gr.Tabs(), gr.update()
 
-    @staticmethod
-    def on_choose(name: str):
-        lesson = lessons.LESSONS[name]
+    def on_choose(self, name: str) -> dict[Any, Any]:
+        """A fresh page for the chosen lesson: its intro and step titles, everything else emptied."""
+        c, lesson = self.c, lessons.LESSONS[name]
         image = registry.backend(lesson.backend).output == "image"
-        return [intro_markdown(lesson), *[gr.Button(f"{i + 1} · {s.title}") for i, s in enumerate(lesson.steps)],
-                gr.Gallery(value=None, visible=image), gr.Dataframe(value=[], visible=not image), [], [], "",
-                None, "", {}]
+        return {c["intro"]: intro_markdown(lesson),
+                **{c[f"step{i}"]: gr.Button(f"{i + 1} · {s.title}") for i, s in enumerate(lesson.steps)},
+                c["gallery"]: gr.Gallery(value=None, visible=image),
+                c["texts"]: gr.Dataframe(value=[], visible=not image),
+                c["metrics"]: [], c["attack_summary"]: [], c["attack_note"]: "", c["attack_images"]: None,
+                c["learned"]: "", c["results"]: {}}
 
     def on_learn(self, name: str, results: dict) -> str:
         lesson = lessons.LESSONS[name]
@@ -93,25 +96,27 @@ class LessonsTab:
             yield from self.on_step(name, index, results, request)
         return run
 
-    def _samples(self, session: str, lesson: lessons.Lesson) -> list[Any]:
+    def _samples(self, session: str, lesson: lessons.Lesson) -> dict[Any, Any]:
+        c = self.c
         before, after = self.lab.generate(session, lesson.backend, lesson.preset, lesson.steps[0].values)
         if registry.backend(lesson.backend).output == "image":
-            return [fmt.gallery_items(before, after), gr.update()]
-        return [gr.update(), fmt.text_rows(before, after)]
+            return {c["gallery"]: fmt.gallery_items(before, after)}
+        return {c["texts"]: fmt.text_rows(before, after)}
 
-    def on_step(self, name: str, index: int, results: dict, request: gr.Request) -> Iterator[list[Any]]:
-        lesson, session = lessons.LESSONS[name], _session(request)
+    def on_step(self, name: str, index: int, results: dict, request: gr.Request) -> Iterator[dict[Any, Any]]:
+        """One step's button; every yield is {component: value} (components left out stay as they are)."""
+        c, lesson, session = self.c, lessons.LESSONS[name], _session(request)
         step = lesson.steps[index]
-        keep = [gr.update()] * 4  # metrics, attack summary, attack note, attack images
         results = dict(results or {})
         if step.action == "generate":
             try:
                 self.lab.load(lesson.backend, lesson.preset)
                 edited = " and your edit" if self.lab.has_edit(session, lesson.backend, lesson.preset) else ""
-                yield [fmt.message_html(f"Step {index + 1} done: samples of the base model{edited}.", "done"),
-                       *self._samples(session, lesson), *keep, results]
+                yield {c["status"]: fmt.message_html(f"Step {index + 1} done: samples of the base model{edited}.",
+                                                     "done"),
+                       **self._samples(session, lesson), c["results"]: results}
             except Exception as exc:  # noqa: BLE001
-                yield [fmt.message_html(_error_text(exc), "error"), gr.update(), gr.update(), *keep, results]
+                yield {c["status"]: fmt.message_html(_error_text(exc), "error"), c["results"]: results}
             return
         shown = []  # set once the edited samples are on screen (edit first)
 
@@ -120,27 +125,30 @@ class LessonsTab:
             begin = self.lab.start_unlearning if step.action == "unlearn" else self.lab.start_attack
             return begin(session, lesson.backend, lesson.preset, step.name, step.values)
 
-        def samples_once(state) -> list[Any]:
+        def samples_once(state) -> dict[Any, Any]:
             if step.action == "unlearn" and state.edit_ready and not shown:
                 shown.append(True)
                 return self._samples(session, lesson)
-            return [gr.update(), gr.update()]
+            return {}
 
         estimate_shown: list[list[list[str]]] = [[]]
 
-        def live(state) -> list[Any]:
+        def live(state) -> dict[Any, Any]:
+            update = {**samples_once(state), c["results"]: results}
             estimate = fmt.metric_rows(state.preview, estimating=True) if state.preview else []
             if estimate and estimate != estimate_shown[0]:  # the quick estimate, until the final rows
                 estimate_shown[0] = estimate
-                return [*samples_once(state), estimate, *keep[1:], results]
-            return [*samples_once(state), *keep, results]
+                update[c["metrics"]] = estimate
+            return update
 
-        def done(state) -> list[Any]:
+        def done(state) -> dict[Any, Any]:
             if step.action == "unlearn":
                 results["metrics"] = state.result.metrics
-                return [*samples_once(state), fmt.metric_rows(state.result.metrics), *keep[1:], results]
+                return {**samples_once(state), c["metrics"]: fmt.metric_rows(state.result.metrics),
+                        c["results"]: results}
             results["attack"], results["explanation"] = state.result.summary, state.result.explanation
-            return [gr.update(), gr.update(), gr.update(), fmt.metric_rows(state.result.summary),
-                    state.result.explanation, fmt.attack_items(state.result.samples), results]
+            return {c["attack_summary"]: fmt.metric_rows(state.result.summary),
+                    c["attack_note"]: state.result.explanation,
+                    c["attack_images"]: fmt.attack_items(state.result.samples), c["results"]: results}
 
-        yield from stream_job(start, done, live, 8)
+        yield from stream_job(c["status"], start, done, live)
