@@ -154,15 +154,20 @@ class Captured:
 
 @contextmanager
 def capture(module: "nn.Module", what: str = "output") -> Iterator[Captured]:
-    """Record a module's input (first positional argument) or output on each forward call."""
+    """Record a module's input (first positional argument) or output on each forward call made in this
+    context (this thread): other sessions' forward passes through the same shared module are not recorded."""
     captured = Captured()
+    mine = id(captured)
 
     def hook(mod: Any, args: Any, output: Any) -> None:
-        value = args[0] if what == "input" else output
-        captured.tensors.append(value.detach())
+        if mine in _ACTIVE.get():
+            value = args[0] if what == "input" else output
+            captured.tensors.append(value.detach())
 
     handle = module.register_forward_hook(hook)
+    token = _ACTIVE.set(_ACTIVE.get() | {mine})
     try:
         yield captured
     finally:
+        _ACTIVE.reset(token)
         handle.remove()
