@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import torch
 
@@ -11,12 +12,13 @@ from backends.llm.hooks import capture
 def test_capture_records_only_this_threads_forward_calls():
     torch.manual_seed(0)
     layer = torch.nn.Linear(4, 4)  # a module every session's forward passes go through
-    started, stop = threading.Event(), threading.Event()
+    started, stop, calls = threading.Event(), threading.Event(), [0]
 
     def other_session() -> None:
         started.set()
         while not stop.is_set():
             layer(torch.zeros(3, 4))  # another visitor's batch: 3 rows
+            calls[0] += 1
 
     thread = threading.Thread(target=other_session)
     thread.start()
@@ -25,6 +27,9 @@ def test_capture_records_only_this_threads_forward_calls():
         with capture(layer) as captured:
             for _ in range(20):
                 layer(torch.ones(2, 4))  # this session's batch: 2 rows
+            seen = calls[0]
+            while calls[0] < seen + 5:  # the other session's forwards run while this capture is open
+                time.sleep(0.001)
     finally:
         stop.set()
         thread.join(5)
