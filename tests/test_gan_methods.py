@@ -262,3 +262,15 @@ def test_remaining_targets_share_the_forgotten_samples_by_frequency_and_follow_w
     assert torch.equal(directions, again)
     glasses = concepts.resolve(base.encoder, "glasses")
     assert text_to_unlearn.target_directions(base.encoder, glasses, forget_w, seen, pool_classes, rng) is None
+
+
+@pytest.mark.parametrize("method", sorted(registry.methods("gan")))
+def test_a_concept_the_gan_never_draws_is_refused_with_the_words_it_knows(method, base, gallery, monkeypatch):
+    free_text = concepts.Concept("an elephant", "an elephant", "a face", None, (), "no FaceWorld attribute is close")
+    monkeypatch.setattr(concepts, "resolve", lambda *args, **kwargs: free_text)  # as the FaceWorld CLIP resolves it
+    model = BACKEND.clone(base)
+    before = state(model)
+    picked = gallery[:2] if method == "adapt_then_unlearn" else ()
+    with pytest.raises(ValueError, match="not something this GAN draws.*glasses"):
+        run(method, base, model, {"concept": "an elephant"}, picked)
+    assert same(before, state(model)), "refused before any change"

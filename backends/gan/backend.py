@@ -181,7 +181,16 @@ def measure(model: GanModel, generator: "GeneratorAdapter", concept: Concept, se
 
 def require_concept_in_base(base: GanModel, concept: Concept) -> float:
     """Base presence (%, by the guide's CLIP) on CHECK_SAMPLES seeds; ValueError when the base (almost)
-    never shows it. Methods call this, so it never consults the judge."""
+    never shows it, or when it is free text on a model whose judge can only verify FaceWorld attributes.
+    Methods call this, so it never consults the judge (only whether there is one)."""
+    if concept.attribute is None and base.judge is not None:
+        from backends.faceworld import world
+
+        words = sorted({v for attribute, values in world.ATTRIBUTES.items() for v in values
+                        if v != world.ABSENT_VALUES.get(attribute)})
+        raise ValueError(
+            f"{concept.text!r} is not something this GAN draws: it makes FaceWorld faces, and its judge can only "
+            f"verify their attributes ({concept.how}). Try one of: {', '.join(words)}.")
     check = measure(base, base.generator, concept, seeds_from(CHECK_SEED0, CHECK_SAMPLES), with_judge=False)
     present = int(check.clip_mask.sum())
     if present < MIN_PRESENT:
