@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import random
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from backends import registry
 from backends.config import config_to_dict, field_specs
+from backends.jobs import JobContext
 
 SESSION = "cancel-anywhere"
 JOB_TIMEOUT = 300
@@ -60,6 +63,22 @@ class CancelTrial:
             self.status == "cancelled" or (self.status == "done" and self.edit_ready))
 
 
+@contextmanager
+def on_every_step(call: Callable[[], None]) -> Iterator[None]:
+    """Call ``call()`` at every progress report (JobContext.step) of any job while the context is open."""
+    original_step = JobContext.step
+
+    def hooked(self, *args, **kwargs):
+        call()
+        return original_step(self, *args, **kwargs)
+
+    JobContext.step = hooked
+    try:
+        yield
+    finally:
+        JobContext.step = original_step
+
+
 def _finished(job) -> Any:
     state = job.wait(JOB_TIMEOUT)
     if not state.is_finished:
@@ -70,25 +89,14 @@ def _finished(job) -> Any:
 def cancel_at_random_steps(lab: Any, backend: str, preset: str, method: str, trials: int = 10,
                            seed: int = 0) -> list[CancelTrial]:
     """``trials`` seeded random-step cancels of ``method`` (smoke settings) after a first edit exists."""
-    from backends.jobs import JobContext
-
     be = registry.backend(backend)
     config_cls = registry.method(backend, method).config
     values = smoke_values(config_cls) | picks_for(config_cls)
     lab.generate(SESSION, backend, preset, smoke_values(be.generate_config))
 
     reports: list[int] = []
-    original_step = JobContext.step
-
-    def counting(self, *args, **kwargs):
-        reports.append(1)
-        return original_step(self, *args, **kwargs)
-
-    JobContext.step = counting
-    try:
+    with on_every_step(lambda: reports.append(1)):
         first = _finished(lab.start_unlearning(SESSION, backend, preset, method, values))
-    finally:
-        JobContext.step = original_step
     if first.status != "done":
         raise RuntimeError(f"{backend}/{method}: the first (uncancelled) run {first.status}: {first.error}")
 
@@ -99,17 +107,13 @@ def cancel_at_random_steps(lab: Any, backend: str, preset: str, method: str, tri
     for _ in range(trials):
         stop_at, seen = rng.randint(1, max(1, len(reports))), []
 
-        def cancelling(self, *args, _stop_at=stop_at, _seen=seen, **kwargs):
+        def count_then_cancel(_stop_at=stop_at, _seen=seen) -> None:
             _seen.append(1)
             if len(_seen) == _stop_at:
                 lab.cancel(SESSION)  # what the Cancel button does
-            return original_step(self, *args, **kwargs)
 
-        JobContext.step = cancelling
-        try:
+        with on_every_step(count_then_cancel):
             state = _finished(lab.start_unlearning(SESSION, backend, preset, method, values))
-        finally:
-            JobContext.step = original_step
         current = state_hash(be, lab.store.edit(SESSION, backend, preset).model)
         results.append(CancelTrial(
             stop_at=stop_at, reports=len(reports), status=state.status, edit_ready=state.edit_ready,
