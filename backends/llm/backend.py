@@ -126,6 +126,22 @@ def _results_from_arrays(arrays: dict[str, Any]) -> dict[str, Any]:
     return {name: value.tolist() for name, value in arrays.items()}
 
 
+def evaluated_skills(method_config: Any, forgotten: tuple[str, ...]) -> tuple[tuple[str, ...], ...]:
+    """(earlier, forget, retain) skills an evaluation of ``method_config`` scores on a model whose earlier
+    requests unlearned ``forgotten``: those earlier forget skills, the forget skill (none for pasted prompts
+    only) and the retain skills (the earlier ones left out)."""
+    forget = getattr(method_config, "forget_skill", CUSTOM)
+    earlier = tuple(s for s in forgotten if s != forget)  # continual requests: unlearned before
+    retain = tuple(s for s in retain_skill_names(forget, getattr(method_config, "retain_skills", ()), earlier)
+                   if s not in earlier)
+    return earlier, (forget,) if forget != CUSTOM else (), retain
+
+
+def evaluation_size(method_config: Any) -> tuple[int, int]:
+    """(items per skill and split, answer-length cap) of an evaluation."""
+    return getattr(method_config, "eval_items", 16), getattr(method_config, "eval_max_new_tokens", 96)
+
+
 def rate_row(name: str, before: list[bool], after: list[bool], help: str, better: str | None) -> MetricRow:
     """A rate row (%) with 95 % Wilson intervals and its sample count."""
     from backends import stats
@@ -190,25 +206,20 @@ class LLMBackend(Backend):
         return generate_greedy(model, [prompt], max_new_tokens=max_new_tokens)[0]
 
     def warm_up(self, base: "LLMBundle", method_config: Any, ctx: "JobContext") -> None:
-        forget = getattr(method_config, "forget_skill", CUSTOM)
-        skills = ([forget] if forget != CUSTOM else []) + list(
-            retain_skill_names(forget, getattr(method_config, "retain_skills", ())))
-        for skill in skills:
+        _, forget, retain = evaluated_skills(method_config, base.forgotten)
+        n, max_new = evaluation_size(method_config)
+        for skill in forget + retain:
             for split in EVAL_SPLITS:
-                base_skill_results(base, skill, getattr(method_config, "eval_items", 16),
-                                   getattr(method_config, "eval_max_new_tokens", 96), ctx, split=split)
+                base_skill_results(base, skill, n, max_new, ctx, split=split)
 
     def evaluate(self, base: "LLMBundle", edited: "LLMBundle", method_config: Any,
                  ctx: "JobContext") -> list[MetricRow]:
+        earlier, forget_skills, retain = evaluated_skills(method_config, edited.forgotten)
         forget = getattr(method_config, "forget_skill", CUSTOM)
-        earlier = tuple(s for s in edited.forgotten if s != forget)  # continual requests: unlearned before
-        if forget != CUSTOM:
-            edited.forgotten = earlier + (forget,)
-        retain = tuple(s for s in retain_skill_names(forget, getattr(method_config, "retain_skills", ()), earlier)
-                       if s not in earlier)
-        n = getattr(method_config, "eval_items", 16)
-        max_new = getattr(method_config, "eval_max_new_tokens", 96)
-        skills = list(earlier) + ([forget] if forget != CUSTOM else []) + list(retain)
+        if forget_skills:
+            edited.forgotten = earlier + forget_skills
+        n, max_new = evaluation_size(method_config)
+        skills = list(earlier + forget_skills + retain)
         rows: list[MetricRow] = []
         drops: dict[tuple[str, str], float | None] = {}
         ctx.phase("evaluating skills", total=2 * len(skills) * len(EVAL_SPLITS))
