@@ -85,22 +85,26 @@ class EvaluationCache:
         """A stable file-safe key: sha1 of the parts' repr (parts are str, numbers and tuples of them)."""
         return hashlib.sha1(repr(parts).encode()).hexdigest()
 
-    def get(self, parts: tuple, compute: Callable[[], Any], encode: Callable[[Any], dict[str, np.ndarray]],
-            decode: Callable[[dict[str, np.ndarray]], Any]) -> Any:
-        """The cached value of ``parts``, else ``compute()`` (stored in memory and on disk)."""
+    def get(self, parts: tuple, compute: Callable[[], Any],
+            encode: Callable[[Any], dict[str, np.ndarray]] | None = None,
+            decode: Callable[[dict[str, np.ndarray]], Any] | None = None) -> Any:
+        """The cached value of ``parts``, else ``compute()`` (stored in memory, and on disk when the caller
+        gives ``encode`` and ``decode``)."""
         key = self.key_of(parts)
         with self._lock:
             if key in self._items:
                 self.hits += 1
                 self._items.move_to_end(key)
                 return self._items[key]
-        found, value = self._read(key, decode)
+        on_disk = encode is not None and decode is not None
+        found, value = self._read(key, decode) if on_disk else (False, None)
         if found:
             self.disk_hits += 1
         else:
             value = compute()
             self.misses += 1
-            self._write(key, value, encode)
+            if on_disk:
+                self._write(key, value, encode)
         with self._lock:
             self._items[key] = value
             while len(self._items) > self.capacity:

@@ -9,12 +9,12 @@ import logging
 import os
 import threading
 import time
-from collections import OrderedDict
 from typing import Any
 
 from backends import registry
 from backends.config import build_config, config_to_dict
 from backends.contract import AttackCall, MapData, MethodCall, RunResult, Sample
+from backends.evaluation_cache import EvaluationCache
 from backends.jobs import Job, JobContext, JobManager
 from backends.store import ModelStore
 
@@ -34,7 +34,7 @@ class Lab:
         self.jobs = jobs or JobManager(int(os.environ.get("UNLEARNING_LAB_CONCURRENCY", "1")))
         self._lock = threading.Lock()
         self._galleries: dict[GalleryKey, list[Sample]] = {}
-        self._base_galleries: "OrderedDict[tuple, list[Sample]]" = OrderedDict()
+        self._base_galleries = EvaluationCache("galleries", capacity=BASE_GALLERIES)  # memory only
 
     # models ------------------------------------------------------------------------------
     def load(self, backend: str, preset: str) -> str:
@@ -73,14 +73,13 @@ class Lab:
         from backends import lessons
 
         be, base = registry.backend(backend), self.store.base(backend, preset)
-        for values in [{}] + [step.values for lesson in lessons.LESSONS.values()
-                              if (lesson.backend, lesson.preset) == (backend, preset)
-                              for step in lesson.steps if step.action == "generate"]:
+        steps = [step for lesson in lessons.LESSONS.values() if (lesson.backend, lesson.preset) == (backend, preset)
+                 for step in lesson.steps]
+        for values in [{}] + [step.values for step in steps if step.action == "generate"]:
             self._base_samples(backend, preset, build_config(be.generate_config, values))
         configs = [build_config(spec.config, {}) for spec in registry.methods(backend).values()]
         configs += [build_config(registry.method(backend, step.name).config, step.values)
-                    for lesson in lessons.LESSONS.values() if (lesson.backend, lesson.preset) == (backend, preset)
-                    for step in lesson.steps if step.action == "unlearn"]
+                    for step in steps if step.action == "unlearn"]
         for config in configs:
             be.warm_up(base, config, JobContext.standalone())
         return len(configs)
@@ -111,17 +110,9 @@ class Lab:
     def _base_samples(self, backend: str, preset: str, config: Any) -> list[Sample]:
         """The base model's samples for ``config``: the same for every visitor, so generated once per
         server (the BASE_GALLERIES most recent settings are kept)."""
-        key = (backend, preset, repr(sorted(config_to_dict(config).items())))
-        with self._lock:
-            if key in self._base_galleries:
-                self._base_galleries.move_to_end(key)
-                return self._base_galleries[key]
-        samples = registry.backend(backend).generate(self.store.base(backend, preset), config)
-        with self._lock:
-            self._base_galleries[key] = samples
-            while len(self._base_galleries) > BASE_GALLERIES:
-                self._base_galleries.popitem(last=False)
-        return samples
+        return self._base_galleries.get(
+            (backend, preset, sorted(config_to_dict(config).items())),
+            lambda: registry.backend(backend).generate(self.store.base(backend, preset), config))
 
     def chat(self, session: str, backend: str, preset: str, message: str) -> tuple[str, str | None]:
         """One message answered by the base and, if there is one, by the session's edit."""
