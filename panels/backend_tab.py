@@ -84,6 +84,21 @@ def stream_job(status: Any, start: Callable[[], Any], on_done: Callable[[Any], d
         yield {status: fmt.message_html(_error_text(exc), "error")}
 
 
+def metrics_estimate(metrics: Any) -> Callable[[Any], dict[Any, Any]]:
+    """A ``live`` helper for jobs that evaluate: {metrics: the quick estimate's rows} each time the job's
+    estimate changes (rows marked "estimating…"), else {} (the table stays as it is)."""
+    shown: list[list[list[str]]] = [[]]
+
+    def update(state) -> dict[Any, Any]:
+        estimate = fmt.metric_rows(state.preview, estimating=True) if state.preview else []
+        if estimate and estimate != shown[0]:
+            shown[0] = estimate
+            return {metrics: estimate}
+        return {}
+
+    return update
+
+
 class BackendTab:
     """One tab of the app for one registered backend."""
 
@@ -346,7 +361,7 @@ class BackendTab:
             return self.lab.start_unlearning(session, self.name, preset, method, values)
 
         edit_shown = []  # set once the edited samples are on screen
-        estimate_shown: list[list[list[str]]] = [[]]  # the quick metrics estimate on screen
+        estimate = metrics_estimate(c["metrics"])  # metrics fill in: estimate first, final at the end
 
         def live(state) -> dict[Any, Any]:
             update = {c["curve"]: fmt.history_figure(state.history), c["log"]: fmt.job_log(state)}
@@ -356,11 +371,7 @@ class BackendTab:
                 return {**update, c["metrics"]: pending,
                         c["runs"]: fmt.runs_markdown(self.lab.runs(session, self.name, preset)),
                         **self._gallery_update(session, preset, data)}
-            estimate = fmt.metric_rows(state.preview, estimating=True) if state.preview else []
-            if estimate and estimate != estimate_shown[0]:  # metrics fill in: estimate first, final at the end
-                estimate_shown[0] = estimate
-                update[c["metrics"]] = estimate
-            return update
+            return {**update, **estimate(state)}
 
         def done(state) -> dict[Any, Any]:
             result = state.result

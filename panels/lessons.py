@@ -12,7 +12,7 @@ import gradio as gr
 from backends import lessons, registry
 from backends.lab import Lab
 from panels import formatters as fmt
-from panels.backend_tab import _error_text, _session, stream_job
+from panels.backend_tab import _error_text, _session, metrics_estimate, stream_job
 
 STEPS = 3
 
@@ -131,15 +131,10 @@ class LessonsTab:
                 return self._samples(session, lesson)
             return {}
 
-        estimate_shown: list[list[list[str]]] = [[]]
+        estimate = metrics_estimate(c["metrics"])  # the quick estimate, until the final rows
 
         def live(state) -> dict[Any, Any]:
-            update = {**samples_once(state), c["results"]: results}
-            estimate = fmt.metric_rows(state.preview, estimating=True) if state.preview else []
-            if estimate and estimate != estimate_shown[0]:  # the quick estimate, until the final rows
-                estimate_shown[0] = estimate
-                update[c["metrics"]] = estimate
-            return update
+            return {**samples_once(state), **estimate(state), c["results"]: results}
 
         def done(state) -> dict[Any, Any]:
             if step.action == "unlearn":
