@@ -152,7 +152,9 @@ def run(methods: tuple[str, ...] | None = None, concepts: tuple[str, ...] | None
     from backends.diffusion.evaluation import score_models
 
     torch.manual_seed(0)
-    torch.set_num_threads(1)  # a shared 2-core machine: two intra-op threads spin-wait and run slower
+    # 1 thread by default (a shared 2-core machine: two intra-op threads spin-wait and run slower);
+    # BENCH_THREADS=N measures at N, as bench.gan does, so a result that flips with the thread count shows.
+    torch.set_num_threads(int(os.environ.get("BENCH_THREADS", "1")))
     be = registry.backend("diffusion")
     base = registry.preset("diffusion", "faceworld").load(pick_device())
     yield {"name": "diffusion.protocol.sets_disjoint", "value": int(sets_disjoint()), "unit": "bool"}
