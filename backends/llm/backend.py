@@ -1,6 +1,6 @@
 """The LLM backend: skill unlearning in chat models (SmolLM2 embedded, Qwen2.5 from the hub).
 
-Model bundles are :class:`backends.llm.models.LLMBundle`. Every method config derives from
+Model bundles are :class:`backends.llm.bundles.LLMBundle`. Every method config derives from
 :class:`backends.llm.skill_config.SkillConfig` (forget skill, retain skills, pasted prompts, evaluation
 size); the methods import that module, never this one, so no method and the backend import each other.
 """
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     import torch
 
     from backends.jobs import JobContext
-    from backends.llm.models import LLMBundle
+    from backends.llm.bundles import LLMBundle
     from backends.llm.skills import SkillItem
 
 #: Answer length caps per skill while evaluating (a function, a short story, a sentence, a word);
@@ -70,8 +70,8 @@ def effective_answer_nll(bundle: "LLMBundle", items: list["SkillItem"], batch_si
     a finite stand-in for infinity).
     """
 
-    from backends.llm.hooks import abstain_mask
-    from backends.llm.models import continuation_nll
+    from backends.llm.abstention import abstain_mask
+    from backends.llm.likelihood import continuation_nll
     from backends.llm.skills import answer_span
 
     spans = [answer_span(it) for it in items]
@@ -85,7 +85,7 @@ def effective_answer_nll(bundle: "LLMBundle", items: list["SkillItem"], batch_si
 def skill_results(bundle: "LLMBundle", skill: str, n: int, max_new_tokens: int,
                   ctx: "JobContext | None" = None, batch_size: int = 16, split: str = "test") -> dict[str, Any]:
     """Greedy answers, behavioural scores, refusals and answer-only NLLs on a skill's ``split``."""
-    from backends.llm.models import generate_greedy
+    from backends.llm.decoding import generate_greedy
     from backends.llm.scoring import behaviour_score, is_refusal
 
     items = eval_items_of(skill, n, split)
@@ -166,7 +166,7 @@ class LLMBackend(Backend):
     generate_config = LLMGenerateConfig
 
     def clone(self, model: "LLMBundle") -> "LLMBundle":
-        from backends.llm.models import clone_bundle
+        from backends.llm.bundles import clone_bundle
 
         return clone_bundle(model)
 
@@ -182,7 +182,7 @@ class LLMBackend(Backend):
         return rows
 
     def generate(self, model: "LLMBundle", config: LLMGenerateConfig) -> list[Sample]:
-        from backends.llm.models import generate_greedy
+        from backends.llm.decoding import generate_greedy
         from backends.llm.scoring import behaviour_score, is_refusal
 
         rows = self._gallery_prompts(config)
@@ -199,7 +199,7 @@ class LLMBackend(Backend):
 
     def chat(self, model: "LLMBundle", message: str, max_new_tokens: int = 128) -> str:
         """One greedy answer to a chat message (the tab asks the base and the edit at once)."""
-        from backends.llm.models import generate_greedy
+        from backends.llm.decoding import generate_greedy
         from backends.llm.skills import parse_user_prompts
 
         (prompt,) = parse_user_prompts(" ".join(message.split()))  # one line; length-checked
@@ -263,7 +263,7 @@ class LLMBackend(Backend):
                                       help="Largest relative score drop over the retain skills."))
         pasted = parse_pasted(getattr(method_config, "forget_prompts", ""), "forget prompts")
         if pasted:
-            from backends.llm.models import generate_greedy
+            from backends.llm.decoding import generate_greedy
             from backends.llm.scoring import is_refusal
 
             before_ans = generate_greedy(base, pasted, max_new_tokens=max_new, should_stop=ctx.check)
@@ -279,7 +279,7 @@ class LLMBackend(Backend):
         import numpy as np
 
         from backends.llm.key_space_detection import KSDEdit
-        from backends.llm.models import last_mlp_keys
+        from backends.llm.abstention import last_mlp_keys
 
         rows = self._gallery_prompts(config)
         prompts = [p for _, p, _ in rows]

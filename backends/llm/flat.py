@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     import torch
 
     from backends.contract import MethodCall
-    from backends.llm.models import LLMBundle
+    from backends.llm.bundles import LLMBundle
 
 #: Template refusals, the preferred answers (one per forget prompt, in turn).
 TEMPLATE_REFUSALS: tuple[str, ...] = (
@@ -51,7 +51,8 @@ class FlatConfig(GradAscentConfig):
 
 def mean_token_probability(bundle: "LLMBundle", prompts: list[str], answers: list[str]) -> "torch.Tensor":
     """P: the mean over an answer's tokens (end-of-turn included) of their probability given the prompt: (B,)."""
-    from backends.llm.models import encode_chat, span_token_logp
+    from backends.llm.chat import encode_chat
+    from backends.llm.likelihood import span_token_logp
 
     encoded = encode_chat(bundle, prompts, answers)
     token_logp, target = span_token_logp(bundle, encoded.ids, encoded.answer_spans)

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     import torch
 
     from backends.contract import MethodCall
-    from backends.llm.models import LLMBundle
+    from backends.llm.bundles import LLMBundle
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,7 @@ class GradDiffConfig(GradAscentConfig):
 def fill_answers(bundle: "LLMBundle", prompts: list[str], answers: list[str | None],
                  max_new_tokens: int) -> list[str]:
     """Reference answers, with the model's own greedy answer where none is given (pasted prompts)."""
-    from backends.llm.models import generate_greedy
+    from backends.llm.decoding import generate_greedy
 
     missing = [i for i, a in enumerate(answers) if a is None]
     filled = list(answers)
@@ -93,7 +93,7 @@ def train(bundle: "LLMBundle", loss_fn: Callable[[int], tuple["torch.Tensor", di
     """Adam on all weights of ``bundle`` (made private first): ``loss_fn(step) -> (loss, metrics)``."""
     import torch
 
-    from backends.llm.models import own_weights
+    from backends.llm.bundles import own_weights
 
     own_weights(bundle)
     params = list(bundle.model.parameters())
@@ -115,7 +115,7 @@ def train(bundle: "LLMBundle", loss_fn: Callable[[int], tuple["torch.Tensor", di
 
 def mean_nll(bundle: "LLMBundle", prompts: list[str], answers: list[str]) -> "torch.Tensor":
     """Mean over the batch of each answer's mean token NLL (a scalar with grad)."""
-    from backends.llm.models import answer_nll
+    from backends.llm.likelihood import answer_nll
 
     total, count = answer_nll(bundle, prompts, answers)
     return (total / count.clamp(min=1)).mean()

@@ -91,24 +91,6 @@ class HookEdit(abc.ABC):
         return None
 
 
-def abstain_mask(bundle: Any, prompts: list[str]) -> "torch.Tensor":
-    """(N,) bool: which prompts any of the bundle's hook edits answers with its refusal, decided from the
-    keys alone (the same decision as during generation, no decoding needed)."""
-    import torch
-
-    from backends.llm.models import last_mlp_keys
-
-    flags = torch.zeros(len(prompts), dtype=torch.bool)
-    if not prompts or not any(type(e).abstains is not HookEdit.abstains for e in bundle.edits):
-        return flags
-    keys = last_mlp_keys(bundle, prompts).cpu()
-    for edit in bundle.edits:
-        refused = edit.abstains(keys)
-        if refused is not None:
-            flags |= refused.cpu()
-    return flags
-
-
 @contextmanager
 def activate(model: "nn.Module", edits: tuple[HookEdit, ...], seed: int = 0) -> Iterator[None]:
     """Install ``edits``' hooks on ``model`` for this context only; always removed on exit."""

@@ -110,12 +110,12 @@ class KSDEdit(HookEdit):
         return self.contains(keys)
 
     def hooks(self, model: "nn.Module") -> list[tuple["nn.Module", str, Callable[..., Any]]]:
-        from backends.llm.models import mlp_modules
+        from backends.llm.bundles import mlp_modules
 
         return [(mlp_modules(model)[-1].down_proj, "forward_pre", self._detect)]
 
     def _detect(self, act: Activation, module: Any, args: Any) -> None:
-        from backends.llm.models import masked_mean
+        from backends.llm.chat import masked_mean
 
         state = current_state()
         if state is None or not state.prefill or state.query_mask is None:
@@ -175,7 +175,7 @@ def fit_region(keys: "torch.Tensor", h: float, refusal_text: str, shape: str = "
 def run(call: "MethodCall") -> None:
     """Fit a region around the forget skill's queries in the last MLP's key space; queries that fall
     inside get a fixed refusal. Training-free, a removable hook; retain prompts only cap h."""
-    from backends.llm.models import last_mlp_keys
+    from backends.llm.abstention import last_mlp_keys
     from backends.llm.scoring import REFUSAL_TEXT
     from backends.llm.skill_config import CUSTOM
     from backends.llm.skills import load_skill_set

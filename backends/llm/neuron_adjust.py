@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from torch import nn
 
     from backends.contract import MethodCall
-    from backends.llm.models import LLMBundle
+    from backends.llm.bundles import LLMBundle
 
 MIN_STD = 1e-3
 
@@ -61,7 +61,7 @@ class NeuronAdjustEdit(HookEdit):
         self.mu_f, self.s_f, self.mu_r, self.s_r = mu_f.float(), s_f.float(), mu_r.float(), s_r.float()  # (K,)
 
     def hooks(self, model: "nn.Module") -> list[tuple["nn.Module", str, Callable[..., Any]]]:
-        from backends.llm.models import mlp_modules
+        from backends.llm.bundles import mlp_modules
 
         mlps = mlp_modules(model)
         out = []
@@ -114,7 +114,8 @@ def gate_statistics(bundle: "LLMBundle", prompts: list[str], answers: list[str |
     import torch
 
     from backends.llm.hooks import capture
-    from backends.llm.models import encode_chat, left_pad, mlp_modules, positions, span_mask
+    from backends.llm.bundles import mlp_modules
+    from backends.llm.chat import encode_chat, left_pad, positions, span_mask
 
     mlps = mlp_modules(bundle.model)
     encoded = encode_chat(bundle, prompts, [a or "" for a in answers])

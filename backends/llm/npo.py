@@ -51,7 +51,7 @@ def run(call: "MethodCall") -> None:
     """Push the forget answers' likelihood below the starting model's, with a bounded loss."""
     import torch
 
-    from backends.llm.models import answer_nll
+    from backends.llm.likelihood import answer_nll
 
     cfg: NPOConfig = call.config
     sets, forget_answers, retain_answers = prepare(call, need_retain=cfg.retain_weight > 0)

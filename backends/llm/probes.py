@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     import torch
 
     from backends.contract import AttackCall
-    from backends.llm.models import LLMBundle
+    from backends.llm.bundles import LLMBundle
     from backends.llm.skills import SkillItem
 
 #: Skills whose answers carry a checkable label (stories have none).
@@ -44,7 +44,7 @@ def last_token_states(bundle: "LLMBundle", prompts: list[str], batch_size: int =
     """Hidden state of the last chat-prompt token after every layer: (L, N, D), hooks active."""
     import torch
 
-    from backends.llm.models import encode_chat, left_pad, positions
+    from backends.llm.chat import encode_chat, left_pad, positions
 
     encoded = encode_chat(bundle, prompts)
     states = []
@@ -80,7 +80,7 @@ def random_twin(bundle: "LLMBundle") -> "LLMBundle":
     import torch
     from transformers import AutoModelForCausalLM
 
-    from backends.llm.models import LLMBundle
+    from backends.llm.bundles import LLMBundle
 
     cached = bundle.info.get("random_twin")
     if cached is None:

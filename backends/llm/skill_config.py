@@ -12,7 +12,7 @@ from backends.config import param
 from backends.llm.skills import SKILLS
 
 if TYPE_CHECKING:
-    from backends.llm.models import LLMBundle
+    from backends.llm.bundles import LLMBundle
 
 CUSTOM = "custom"
 MIN_PROBE_PROMPTS = 4
@@ -85,7 +85,7 @@ def resolve_skill_sets(config: SkillConfig, bundle: "LLMBundle | None" = None,
                        min_forget: int = MIN_PROBE_PROMPTS, need_retain: bool = True) -> SkillSets:
     """Forget and retain prompts of a method config; ValueError on empty, overlapping or too small sets.
     With ``bundle``, the default retain skills leave out what earlier requests on it unlearned."""
-    from backends.llm.models import encode_chat
+    from backends.llm.chat import encode_chat
     from backends.llm.skills import load_skill_set
 
     if config.forget_skill != CUSTOM and config.forget_skill not in SKILLS:

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     import torch
 
     from backends.contract import AttackCall
-    from backends.llm.models import LLMBundle
+    from backends.llm.bundles import LLMBundle
 
 RANDOM_VECTORS_SEED = 0
 
@@ -67,7 +67,7 @@ def value_vectors(bundle: "LLMBundle") -> "torch.Tensor":
     """Every MLP value vector of the model, layer by layer: (L * I, D) (rows = down_proj columns)."""
     import torch
 
-    from backends.llm.models import mlp_modules
+    from backends.llm.bundles import mlp_modules
 
     return torch.cat([m.down_proj.weight.detach().float().T for m in mlp_modules(bundle.model)])
 
