@@ -21,7 +21,7 @@ import numpy as np
 
 if TYPE_CHECKING:
     from backends.faceworld.clip import FaceWorldClip
-    from backends.faceworld.diffusion import FaceWorldDiffusion
+    from backends.diffusion.pipeline import DiffusionModel
 
 PREFIX = "faceworld.diffusion"
 NUM_PROMPTS = 200
@@ -70,7 +70,7 @@ def named_attribute_prompts(n: int, seed: int, force: tuple[str, tuple[str, ...]
     return out
 
 
-def generate_all(model: FaceWorldDiffusion, prompts: list[str]) -> np.ndarray:
+def generate_all(model: DiffusionModel, prompts: list[str]) -> np.ndarray:
     """Images for prompts[i] with seed i, default steps and guidance. (N, 32, 32, 3) uint8."""
     seeds = list(range(len(prompts)))
     return np.concatenate([model.generate(prompts[i:i + BATCH], seeds[i:i + BATCH])
@@ -114,10 +114,10 @@ def judge_accuracy_on_renders(clip: FaceWorldClip, named: list[dict[str, str]], 
 
 def run() -> Iterator[dict]:
     from backends.faceworld.clip import load_clip
-    from backends.faceworld.diffusion import load_diffusion
+    from backends.diffusion.presets import faceworld_variant
 
     clip = load_clip("cpu")
-    model = load_diffusion("base", device="cpu")
+    model = faceworld_variant("base", device="cpu").clone()  # a clone: no generation cache to time
 
     model.generate(["a face"] * 8, list(range(8)))  # warm-up
     times = []
@@ -144,7 +144,7 @@ def run() -> Iterator[dict]:
     yield {"name": f"{PREFIX}.glasses_presence",
            "value": round(glasses_presence(clip, generate_all(model, glasses_prompts)), 4), "unit": "share"}
     try:
-        gold = load_diffusion("no_glasses", device="cpu")
+        gold = faceworld_variant("no_glasses", device="cpu")
     except FileNotFoundError as exc:
         print(f"faceworld.diffusion_gold: skipped ({exc})", file=sys.stderr)
         return

@@ -71,9 +71,10 @@ def gan_grid(out: Path) -> None:
 def diffusion_grid(out: Path) -> None:
     from PIL import Image
 
-    from backends.faceworld.diffusion import IMAGE_SIZE, load_diffusion
+    from backends.diffusion.presets import faceworld_variant
+    from backends.faceworld.diffusion import IMAGE_SIZE
 
-    model = load_diffusion("base", device="cpu")
+    model = faceworld_variant("base", device="cpu")
     rows = []
     for prompt, conditions in PROMPTS:
         real = matching_faces(conditions, 3, IMAGE_SIZE)

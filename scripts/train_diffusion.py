@@ -31,6 +31,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -38,8 +39,12 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from backends.faceworld import diffusion as D  # noqa: E402  (light module: no torch at import)
+from backends.diffusion.presets import faceworld_model  # noqa: E402  (light modules: no torch at import)
+from backends.faceworld import diffusion as D  # noqa: E402
 from backends.faceworld import world  # noqa: E402
+
+if TYPE_CHECKING:
+    from backends.diffusion.pipeline import DiffusionModel
 
 # Concepts that can be removed from the training world, as world.sample_faces exclusions.
 EXCLUSIONS: dict[str, dict[str, tuple[str, ...]]] = {
@@ -308,7 +313,7 @@ def train_autoencoder(config: TrainConfig, images: np.ndarray, log: Logger):
     return vae
 
 
-def save_grid(model: D.FaceWorldDiffusion, unet, path: str, seeds: tuple[int, ...] = (0, 1, 2, 3)) -> None:
+def save_grid(model: "DiffusionModel", unet, path: str, seeds: tuple[int, ...] = (0, 1, 2, 3)) -> None:
     """Sample grid: one row per GRID_PROMPTS entry (labelled), one column per seed, 3x upscaled."""
     from PIL import Image, ImageDraw
 
@@ -348,9 +353,10 @@ def train(config: TrainConfig) -> dict:
     unet = D.build_unet(config.unet, seed=config.seed).train()
     ema = D.build_unet(config.unet, seed=config.seed).requires_grad_(False).eval()
     ema.load_state_dict(unet.state_dict())
-    sample_model = D.assemble(ema, config.unet, config.text_encoder, vae, device="cpu", text_encoder_seed=config.seed)
+    sample_model = faceworld_model(ema, config.unet, config.text_encoder, vae, device="cpu",
+                                   text_encoder_seed=config.seed)
     images = images[keep]
-    pool = torch.cat([sample_model.encode_images(images[i:i + 256])
+    pool = torch.cat([sample_model.images_to_latents(images[i:i + 256])
                       for i in range(0, len(images), 256)])  # (P, C, h, w) scaled latents
     optimizer = torch.optim.AdamW(unet.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     noise_scheduler = D.make_noise_scheduler()

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from backends.diffusion.presets import faceworld_variant, tiny_model
 from backends.faceworld import diffusion as D
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -19,8 +20,8 @@ STEPS = 4
 
 
 @pytest.fixture(scope="module")
-def tiny() -> D.FaceWorldDiffusion:
-    return D.build_tiny_diffusion(seed=0, device="cpu")
+def tiny():
+    return tiny_model(seed=0, device="cpu")
 
 
 def test_module_import_does_not_import_heavy_libraries():
@@ -31,7 +32,7 @@ def test_module_import_does_not_import_heavy_libraries():
 
 
 def test_tiny_shapes(tiny):
-    states = tiny.encode_prompts(["a smiling face", ""])
+    states = tiny.encode(["a smiling face", ""])
     assert tuple(states.shape) == (2, D.MAX_TOKENS, 32)
     images = tiny.generate(["a smiling face", "a face wearing a cap"], [0, 1], steps=STEPS)
     assert images.shape == (2, D.IMAGE_SIZE, D.IMAGE_SIZE, 3) and images.dtype == np.uint8
@@ -61,18 +62,19 @@ def test_edited_unet_changes_images_and_leaves_base_alone(tiny):
     import torch
 
     before = tiny.generate(["a face with glasses"], [5], steps=STEPS)
-    edited = tiny.copy_unet(trainable=False)
+    edited = tiny.clone()
     with torch.no_grad():
-        for layer in tiny.cross_attention_layers(edited).values():
+        edited.editable_unet()
+        for layer in edited.cross_attention_layers().values():
             layer.to_v.weight.mul_(5.0)
-    after = tiny.generate(["a face with glasses"], [5], steps=STEPS, unet=edited)
-    again = tiny.generate(["a face with glasses"], [5], steps=STEPS)
+    after = edited.generate(["a face with glasses"], [5], steps=STEPS)
+    again = tiny.frozen_view().generate(["a face with glasses"], [5], steps=STEPS)  # a view: no cached answer
     assert np.abs(before.astype(int) - after.astype(int)).max() > 0
     assert np.array_equal(before, again)
 
 
-def test_sample_tensor_can_stop_early(tiny):
-    z_t, t = tiny.sample_tensor(["a face"], [0], steps=STEPS, stop_after=2)
+def test_sample_latents_can_stop_early(tiny):
+    z_t, t = tiny.sample_latents(["a face"], [0], steps=STEPS, stop_after=2)
     assert tuple(z_t.shape) == (1, D.LATENT_CHANNELS, D.LATENT_SIZE, D.LATENT_SIZE)
     assert 0 < t < tiny.noise_scheduler.config.num_train_timesteps
 
@@ -91,9 +93,9 @@ def test_bad_input_raises_value_error(tiny):
     with pytest.raises(ValueError, match="steps"):
         tiny.generate(["a"], [0], steps=0)
     with pytest.raises(ValueError, match="list of strings"):
-        tiny.encode_prompts("a face")
+        tiny.encode("a face")
     with pytest.raises(ValueError, match="variant"):
-        D.load_diffusion("cartoon")
+        faceworld_variant("cartoon")
 
 
 @pytest.mark.parametrize("variant", sorted(D.VARIANTS))
@@ -102,7 +104,7 @@ def test_shipped_model_loads_and_generates(variant):
     if not path.is_file():
         pytest.skip(f"{path.name} not trained yet (scripts/train_diffusion.py)")
     assert path.stat().st_size < 10 * 2**20
-    model = D.load_diffusion(variant, device="cpu")
+    model = faceworld_variant(variant, device="cpu")
     assert all(m.to_k.in_features == 384 for m in model.cross_attention_layers().values())
     images = model.generate(["a smiling face on a yellow background", "a face with black hair on blue"], [0, 1],
                             steps=8)
@@ -112,9 +114,9 @@ def test_shipped_model_loads_and_generates(variant):
 
 def test_autoencoder_round_trip_shapes(tiny):
     images = np.random.default_rng(0).integers(0, 256, (3, D.IMAGE_SIZE, D.IMAGE_SIZE, 3), dtype=np.uint8)
-    latents = tiny.encode_images(images)
+    latents = tiny.images_to_latents(images)
     assert tuple(latents.shape) == (3, D.LATENT_CHANNELS, D.LATENT_SIZE, D.LATENT_SIZE)
-    assert tuple(tiny.decode(latents).shape) == (3, 3, D.IMAGE_SIZE, D.IMAGE_SIZE)
+    assert tiny.latents_to_images(latents).shape == (3, D.IMAGE_SIZE, D.IMAGE_SIZE, 3)
 
 
 def test_training_smoke_and_resume(tmp_path):

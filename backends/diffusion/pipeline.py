@@ -1,4 +1,4 @@
-"""A thin text-to-image sampling loop shared by the FaceWorld and Stable Diffusion presets.
+"""The one text-to-image model of every diffusion preset (FaceWorld, tiny, Stable Diffusion) and its sampling loop.
 
 :class:`DiffusionModel` bundles what a text-conditioned diffusion model needs, as in diffusers'
 ``StableDiffusionPipeline`` (Rombach et al., 2022): a tokenizer and text encoder, a
@@ -10,7 +10,9 @@ optional per-step ``callback(step, total)``, and image ``i`` depends only on ``(
 Unlearning edits a clone that SHARES the frozen modules of its source until a method asks for
 its own copy (:meth:`DiffusionModel.editable_unet`, :meth:`DiffusionModel.editable_text_encoder`),
 so a UCE edit copies the UNet only and a few-shot text-encoder edit copies the text encoder only.
-Heavy libraries are imported inside functions only.
+The tokenisation, pixel and sampling helpers below are the only copies in the code base (the
+FaceWorld package holds its model's architecture and weight files only). Heavy libraries are
+imported inside functions only.
 """
 from __future__ import annotations
 
@@ -20,13 +22,70 @@ import threading
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
-from backends.faceworld.diffusion import from_uint8_images, guided_denoise, to_uint8_images, tokenize_padded
-
 if TYPE_CHECKING:
     import numpy as np
     import torch
 
 GENERATION_BATCH = 32  # prompts per sampling batch (fixed, so equal configs batch identically)
+
+
+def to_uint8_images(x: "torch.Tensor") -> "np.ndarray":
+    """Float images ``(N, 3, H, W)`` in [-1, 1] -> uint8 numpy ``(N, H, W, 3)``."""
+    import torch
+
+    x = ((x.detach().float().clamp(-1, 1) + 1) * 127.5).round().to("cpu")
+    return x.permute(0, 2, 3, 1).to(torch.uint8).numpy()
+
+
+def from_uint8_images(images: "np.ndarray", device: str | None = None) -> "torch.Tensor":
+    """uint8 ``(N, H, W, 3)`` -> float ``(N, 3, H, W)`` in [-1, 1] (the model's pixel space)."""
+    import numpy as np
+    import torch
+
+    arr = np.asarray(images)
+    if arr.ndim != 4 or arr.shape[-1] != 3 or arr.dtype != np.uint8:
+        raise ValueError(f"expected uint8 images of shape (N, H, W, 3), got {arr.dtype} {arr.shape}")
+    x = torch.from_numpy(arr).permute(0, 3, 1, 2).float() / 127.5 - 1  # (N, 3, H, W)
+    return x.to(device) if device else x
+
+
+def tokenize_padded(tokenizer: Any, prompts: list[str], max_tokens: int,
+                    device: str) -> tuple["torch.Tensor", "torch.Tensor"]:
+    """Token ids and attention mask ``(N, T)`` padded / truncated to ``max_tokens`` (T), on ``device``."""
+    if isinstance(prompts, str) or not all(isinstance(p, str) for p in prompts):
+        raise ValueError("prompts must be a list of strings")
+    batch = tokenizer(list(prompts), padding="max_length", truncation=True, max_length=max_tokens,
+                      return_tensors="pt")
+    return batch["input_ids"].to(device), batch["attention_mask"].to(device)
+
+
+def guided_denoise(model: Any, scheduler: Any, x: "torch.Tensor", states: "torch.Tensor", guidance: float,
+                   stop_after: int | None = None, callback: Callable[[int, int], None] | None = None,
+                   trajectory: list | None = None) -> tuple["torch.Tensor", int]:
+    """Run ``scheduler``'s timesteps (set beforehand) on ``x`` with classifier-free guidance.
+
+    ``states`` is ``cat([uncond, cond])`` (2N, T, D) when ``guidance != 1``, else cond (N, T, D)
+    (Ho & Salimans, 2022). Stops after ``stop_after`` steps if given; returns x and the next
+    timestep (0 when finished). ``trajectory``, if a list, collects (t, x_t) before each step.
+    """
+    import torch
+
+    use_cfg = guidance != 1.0
+    timesteps = scheduler.timesteps
+    stop = len(timesteps) if stop_after is None else stop_after
+    for i, t in enumerate(timesteps[:stop]):
+        if trajectory is not None:
+            trajectory.append((int(t), x))
+        x_in = scheduler.scale_model_input(torch.cat([x, x]) if use_cfg else x, t)
+        eps = model(x_in, t, encoder_hidden_states=states).sample
+        if use_cfg:
+            eps_uncond, eps_cond = eps.chunk(2)
+            eps = eps_uncond + guidance * (eps_cond - eps_uncond)
+        x = scheduler.step(eps, t, x).prev_sample
+        if callback is not None:
+            callback(i + 1, len(timesteps))
+    next_t = int(timesteps[stop]) if stop < len(timesteps) else 0
+    return x, next_t
 
 
 @dataclass
@@ -101,9 +160,10 @@ class DiffusionModel:
             self.owns_text_encoder = True
         return self.text_encoder
 
-    def cross_attention_layers(self) -> dict[str, Any]:
-        """Name -> ``attn2`` module (cross-attention, with ``to_k`` / ``to_v``) of the UNet."""
-        return {name: m for name, m in self.unet.named_modules() if name.endswith("attn2")}
+    def cross_attention_layers(self, unet: Any = None) -> dict[str, Any]:
+        """Name -> ``attn2`` module (cross-attention, with ``to_k`` / ``to_v``) of the UNet (or of ``unet``)."""
+        model = self.unet if unet is None else unet
+        return {name: m for name, m in model.named_modules() if name.endswith("attn2")}
 
     # ---------------------------------------------------------------- text
     def tokenize(self, prompts: list[str]) -> tuple["torch.Tensor", "torch.Tensor"]:
@@ -233,6 +293,8 @@ class DiffusionModel:
             raise ValueError(f"got {len(prompts)} prompts but {len(seeds)} seeds; give one seed per prompt")
         if not 1 <= steps <= 1000:
             raise ValueError(f"steps must be between 1 and 1000, got {steps}")
+        if not 0.0 <= guidance <= 50.0:
+            raise ValueError(f"guidance must be between 0 and 50, got {guidance}")
         if stop_after is not None and not 0 <= stop_after <= steps:
             raise ValueError(f"stop_after must be between 0 and {steps}, got {stop_after}")
         model = self.unet if unet is None else unet

@@ -7,6 +7,9 @@ initialised SD pipeline of the same classes saved with ``save_pretrained`` (no d
 """
 from __future__ import annotations
 
+import functools
+import threading
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -21,25 +24,70 @@ TINY_SD = "segmind/tiny-sd"
 GOLD_VARIANTS = {"glasses": "no_glasses"}  # FaceWorld models retrained without a concept
 
 
-def from_faceworld(fw, preset: str, judge=None, clip=None, gold: dict | None = None) -> "DiffusionModel":
-    """Wrap a ``backends.faceworld.diffusion.FaceWorldDiffusion`` as a :class:`DiffusionModel`."""
-    from backends.diffusion.pipeline import DiffusionModel
+def faceworld_sampling_scheduler():
+    """DPM-Solver++ (2M, Lu et al. 2022) on FaceWorld's noise schedule: good samples in ~20 steps."""
+    from diffusers import DPMSolverMultistepScheduler
 
+    from backends.faceworld.diffusion import NOISE_SCHEDULE
+
+    schedule = {k: v for k, v in NOISE_SCHEDULE.items() if k != "clip_sample"}
+    return DPMSolverMultistepScheduler(**schedule, algorithm_type="dpmsolver++", solver_order=2)
+
+
+def faceworld_model(unet, unet_config, text_encoder_kind: str, vae, device: str | None = None,
+                    text_encoder_seed: int = 0, preset: str = "faceworld") -> "DiffusionModel":
+    """A FaceWorld-shaped :class:`DiffusionModel` from a UNet (of ``unet_config``) and an autoencoder:
+    adds the frozen text encoder ``text_encoder_kind`` ("minilm" or the seeded "tiny"), MiniLM's
+    tokenizer and the schedulers; ``device`` None picks one at run time."""
+    from backends.device import pick_device
+    from backends.diffusion.pipeline import DiffusionModel
+    from backends.faceworld import diffusion as fw
+
+    device = pick_device(device)
+    text_encoder = fw.load_text_encoder(text_encoder_kind, seed=text_encoder_seed).to(device)
+    hidden = text_encoder.config.hidden_size
+    if hidden != unet_config.cross_attention_dim:
+        raise ValueError(f"text encoder width {hidden} != UNet cross_attention_dim {unet_config.cross_attention_dim}")
+    if vae.config.latent_channels != unet_config.channels:
+        raise ValueError(f"autoencoder latents have {vae.config.latent_channels} channels, "
+                         f"the UNet {unet_config.channels}")
     return DiffusionModel(
-        unet=fw.unet, text_encoder=fw.text_encoder, tokenizer=fw.tokenizer, scheduler=fw.scheduler,
-        noise_scheduler=fw.noise_scheduler, vae=fw.vae, preset=preset, device=fw.device,
-        image_size=fw.image_size, max_tokens=fw.max_tokens, default_steps=fw.default_steps,
-        default_guidance=fw.default_guidance, neutral_prompt="a face", use_attention_mask=True,
-        judge=judge, clip=clip, gold=dict(gold or {}),
+        unet=unet.to(device).eval(), text_encoder=text_encoder, tokenizer=fw.load_tokenizer(),
+        scheduler=faceworld_sampling_scheduler(), noise_scheduler=fw.make_noise_scheduler(),
+        vae=vae.to(device).eval().requires_grad_(False), preset=preset, device=device, image_size=fw.IMAGE_SIZE,
+        max_tokens=fw.MAX_TOKENS, default_steps=fw.DEFAULT_STEPS, default_guidance=fw.DEFAULT_GUIDANCE,
+        neutral_prompt="a face", use_attention_mask=True,
     )
 
 
-def _faceworld_gold(variant: str, device: str):
-    def load() -> "DiffusionModel":
-        from backends.faceworld.diffusion import load_diffusion
+def tiny_model(seed: int = 0, device: str | None = None) -> "DiffusionModel":
+    """A tiny randomly initialised FaceWorld-shaped model for fast tests: autoencoder (8, 8, 8), UNet (8, 16),
+    2-layer BERT (32)."""
+    from backends.faceworld import diffusion as fw
 
-        return from_faceworld(load_diffusion(variant, device), f"faceworld:{variant}")
-    return load
+    unet = fw.build_unet(fw.TINY_UNET, seed=seed).requires_grad_(False)
+    vae = fw.build_autoencoder(fw.TINY_AUTOENCODER, seed=seed).requires_grad_(False)
+    return faceworld_model(unet, fw.TINY_UNET, fw.TEXT_ENCODER_TINY, vae, device=device, text_encoder_seed=seed,
+                           preset="tiny")
+
+
+_VARIANTS: dict[tuple[str, str], "DiffusionModel"] = {}
+_VARIANTS_LOCK = threading.Lock()
+
+
+def faceworld_variant(variant: str = "base", device: str | None = None) -> "DiffusionModel":
+    """The shipped FaceWorld model ``variant`` (``backends.faceworld.diffusion.VARIANTS``), loaded once per
+    process and device; every call returns a frozen view of it with a generation cache of its own."""
+    from backends.device import pick_device
+    from backends.faceworld.diffusion import load_variant_files
+
+    device = pick_device(device)
+    with _VARIANTS_LOCK:
+        if (variant, device) not in _VARIANTS:
+            unet, config, meta, vae = load_variant_files(variant)
+            _VARIANTS[variant, device] = faceworld_model(unet, config, meta["text_encoder"], vae, device=device,
+                                                         preset=f"faceworld:{variant}")
+        return _VARIANTS[variant, device].frozen_view()
 
 
 @register_preset("diffusion", "faceworld", title="FaceWorld diffusion (32 px, offline)", offline=True,
@@ -49,12 +97,12 @@ def _faceworld_gold(variant: str, device: str):
                              "without glasses is the gold standard of unlearning.")
 def load_faceworld(device: str) -> "DiffusionModel":
     from backends.diffusion.metrics import AttributeJudge, ClipOpinion
-    from backends.faceworld.diffusion import load_diffusion
     from backends.faceworld.judge import load_judge
 
-    gold = {concept: _faceworld_gold(variant, device) for concept, variant in GOLD_VARIANTS.items()}
-    return from_faceworld(load_diffusion("base", device), "faceworld", AttributeJudge(load_judge(device)),
-                          ClipOpinion(device), gold)
+    gold = {concept: functools.partial(faceworld_variant, variant, device)
+            for concept, variant in GOLD_VARIANTS.items()}
+    return replace(faceworld_variant("base", device), preset="faceworld", judge=AttributeJudge(load_judge(device)),
+                   clip=ClipOpinion(device), gold=gold)
 
 
 @register_preset("diffusion", "tiny", title="Tiny random (tests)", offline=True,
@@ -62,10 +110,9 @@ def load_faceworld(device: str) -> "DiffusionModel":
                              "judged by an untrained attribute judge.")
 def load_tiny(device: str) -> "DiffusionModel":
     from backends.diffusion.metrics import AttributeJudge
-    from backends.faceworld.diffusion import build_tiny_diffusion
     from backends.faceworld.judge import random_judge
 
-    return from_faceworld(build_tiny_diffusion(seed=0, device=device), "tiny", AttributeJudge(random_judge(device)))
+    return replace(tiny_model(seed=0, device=device), judge=AttributeJudge(random_judge(device)))
 
 
 def load_stable_diffusion(device: str, repo_id: str, *, path: str | Path | None = None) -> "DiffusionModel":
