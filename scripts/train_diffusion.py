@@ -11,8 +11,10 @@ the frozen MiniLM text encoder's token states as conditioning (cached once per c
 decay, EMA weights (the shipped ones). ``--exclude glasses`` trains the unlearning gold standard: the same
 recipe on a world without glasses or sunglasses.
 
-Checkpoints go to ``--ckpt-dir`` every few minutes (resumed automatically); the EMA UNet is written to the
-asset file at every checkpoint, so an interrupted run still leaves usable weights.
+Work files go to ``--work-dir`` (default: scripts/training_common.default_work_dir("diffusion")): the encoded
+caption pool in data/, a checkpoint every few minutes in autoencoder/ and <variant>/ (resumed automatically),
+a sample grid beside it, and train.log. The EMA UNet is written to the asset file (``--asset``) at every
+checkpoint, so an interrupted run still leaves usable weights.
 
     python scripts/train_diffusion.py --steps 4000 --minutes 75                    # base (shipped)
     python scripts/train_diffusion.py --exclude glasses --steps 4000 --minutes 44  # gold standard (shipped)
@@ -24,7 +26,6 @@ import dataclasses
 import hashlib
 import json
 import math
-import os
 import signal
 import sys
 import threading
@@ -39,9 +40,11 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from backends.diffusion.presets import faceworld_model  # noqa: E402  (light modules: no torch at import)
+from backends.diffusion.pipeline import tokenize_padded  # noqa: E402  (light modules: no torch at import)
+from backends.diffusion.presets import faceworld_model  # noqa: E402
 from backends.faceworld import diffusion as D  # noqa: E402
 from backends.faceworld import world  # noqa: E402
+from scripts import training_common  # noqa: E402
 
 if TYPE_CHECKING:
     from backends.diffusion.pipeline import DiffusionModel
@@ -89,11 +92,9 @@ class TrainConfig:
     pool_size: int = 10000
     seed: int = 0
     num_threads: int = 1
-    ckpt_dir: str = "/tmp/unlearning-lab/diffusion_ckpt"
-    cache_dir: str = "/tmp/diff_cache"
+    work_dir: str = field(default_factory=lambda: str(training_common.default_work_dir("diffusion")))
     asset_path: str | None = None  # default: assets/faceworld/<VARIANTS[variant]>
-    log_path: str = "/tmp/team/diff_train.log"
-    grid_path: str | None = "/tmp/team/diff_grid.png"
+    grids: bool = True  # a sample grid beside the variant's checkpoint
     checkpoint_every_s: float = 180.0
     grid_every_s: float = 720.0
     progress: bool = True
@@ -116,6 +117,14 @@ class TrainConfig:
     def resolved_autoencoder_path(self) -> Path:
         return Path(self.autoencoder_path) if self.autoencoder_path else D.ASSET_DIR / D.AUTOENCODER_FILE
 
+    def run_dir(self, stage: str) -> Path:
+        """A stage's ("autoencoder" or the variant) checkpoint (last.pt) and sample grid (grid.png)."""
+        return Path(self.work_dir) / stage
+
+    @property
+    def log_path(self) -> Path:
+        return Path(self.work_dir) / "train.log"
+
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
@@ -126,23 +135,32 @@ def tiny_config(work_dir: Path, steps: int = 2) -> TrainConfig:
     return TrainConfig(
         variant="tiny", unet=D.TINY_UNET, autoencoder=D.TINY_AUTOENCODER, autoencoder_steps=steps,
         autoencoder_path=str(work_dir / "tiny_autoencoder.safetensors"),
-        text_encoder=D.TEXT_ENCODER_TINY, steps=steps, batch_size=4,
-        pool_size=8, warmup_steps=1, ckpt_dir=str(work_dir / "ckpt"), cache_dir=str(work_dir / "cache"),
-        asset_path=str(work_dir / "tiny.safetensors"), log_path=str(work_dir / "train.log"), grid_path=None,
-        progress=False, bf16=False,
+        text_encoder=D.TEXT_ENCODER_TINY, steps=steps, batch_size=4, pool_size=8, warmup_steps=1,
+        work_dir=str(work_dir), asset_path=str(work_dir / "tiny.safetensors"), grids=False, progress=False,
+        bf16=False,
     )
 
 
-class Logger:
-    def __init__(self, path: str, tag: str) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.tag = tag
+def resume(path: Path, parts: dict, generator, architecture: dict) -> tuple[int, float]:
+    """Load ``parts`` (name -> module or optimizer) and ``generator`` from the checkpoint at ``path``;
+    (step, seconds trained) it was at, or (0, 0.0) without one."""
+    ckpt = training_common.load_checkpoint(path)
+    if ckpt is None:
+        return 0, 0.0
+    if ckpt["architecture"] != architecture:
+        raise ValueError(f"checkpoint {path} has a different architecture; delete it or change --work-dir")
+    for name, part in parts.items():
+        part.load_state_dict(ckpt[name])
+    generator.set_state(ckpt["generator"])
+    return int(ckpt["step"]), float(ckpt["elapsed_s"])
 
-    def __call__(self, message: str) -> None:
-        line = f"{time.strftime('%H:%M:%S')} [{self.tag}] {message}"
-        with open(self.path, "a") as f:
-            f.write(line + "\n")
+
+def save_state(path: Path, parts: dict, generator, architecture: dict, step: int, elapsed: float,
+               **extra) -> None:
+    """The checkpoint :func:`resume` reads (plus ``extra`` plain values), written atomically."""
+    training_common.save_checkpoint(path, {**{name: part.state_dict() for name, part in parts.items()},
+                                           "generator": generator.get_state(), "architecture": architecture,
+                                           "step": step, "elapsed_s": elapsed, **extra})
 
 
 # ------------------------------------------------------------------------------------------------ data
@@ -189,14 +207,13 @@ def encode_pool(captions: list[str], tokenizer, text_encoder, batch: int = 128, 
     chunks = []
     with torch.no_grad():
         for start in tqdm(range(0, len(captions), batch), desc="encode captions", disable=not progress):
-            toks = tokenizer(captions[start:start + batch], padding="max_length", truncation=True,
-                             max_length=D.MAX_TOKENS, return_tensors="pt")
-            states = text_encoder(input_ids=toks["input_ids"], attention_mask=toks["attention_mask"]).last_hidden_state
+            ids, mask = tokenize_padded(tokenizer, captions[start:start + batch], D.MAX_TOKENS, "cpu")
+            states = text_encoder(input_ids=ids, attention_mask=mask).last_hidden_state  # (B, T, D)
             chunks.append(states.to(torch.float16))
     return torch.cat(chunks)  # (P, T, D)
 
 
-def load_or_build_data(config: TrainConfig, tokenizer, text_encoder, log: Logger):
+def load_or_build_data(config: TrainConfig, tokenizer, text_encoder, log: training_common.RunLog):
     """(ALL images uint8 (P, H, W, 3), KEPT states fp16 (K, T, D), empty-prompt states (1, T, D), keep (P,) bool).
 
     The full pool is cached on disk and shared by every variant; exclusions select from it.
@@ -206,9 +223,9 @@ def load_or_build_data(config: TrainConfig, tokenizer, text_encoder, log: Logger
     key = json.dumps({"pool": config.pool_size, "seed": config.seed, "exclude": None,
                       "encoder": config.text_encoder, "max_tokens": D.MAX_TOKENS}, sort_keys=True)
     digest = hashlib.sha1(key.encode()).hexdigest()[:12]
-    path = Path(config.cache_dir) / f"pool_{digest}.pt"
-    if path.is_file():
-        data = torch.load(path, weights_only=True)
+    path = Path(config.work_dir) / "data" / f"pool_{digest}.pt"
+    data = training_common.load_checkpoint(path)
+    if data is not None:
         images, states, empty = data["images"].numpy(), data["states"], data["empty"]
         log(f"loaded cached pool {path}")
     else:
@@ -216,10 +233,8 @@ def load_or_build_data(config: TrainConfig, tokenizer, text_encoder, log: Logger
         images, captions = make_pool(config, tokenizer)
         states = encode_pool(captions, tokenizer, text_encoder, progress=config.progress)
         empty = encode_pool([""], tokenizer, text_encoder)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        torch.save({"images": torch.from_numpy(images), "states": states, "empty": empty, "captions": captions}, tmp)
-        os.replace(tmp, path)
+        training_common.save_checkpoint(path, {"images": torch.from_numpy(images), "states": states, "empty": empty,
+                                               "captions": captions})
         log(f"built pool of {len(captions)} in {time.time() - t0:.0f}s -> {path}")
     keep = kept_mask(config)
     if not keep.all():
@@ -238,7 +253,7 @@ def lr_factor(progress: float, warmup_fraction: float, min_ratio: float) -> floa
     return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * p))
 
 
-def train_autoencoder(config: TrainConfig, images: np.ndarray, log: Logger):
+def train_autoencoder(config: TrainConfig, images: np.ndarray, log: training_common.RunLog):
     """Stage 1: train (or resume) the autoencoder on ``images`` (P, 32, 32, 3) uint8 and write its asset.
 
     Returns the trained ``AutoencoderKL`` (eval, frozen) with ``scaling_factor`` = 1 / std of the pool's latents.
@@ -251,26 +266,16 @@ def train_autoencoder(config: TrainConfig, images: np.ndarray, log: Logger):
     vae = D.build_autoencoder(config.autoencoder, seed=config.seed).train()
     optimizer = torch.optim.Adam(vae.parameters(), lr=config.autoencoder_lr)
     generator = torch.Generator().manual_seed(config.seed + 7)
-    ckpt_path = Path(config.ckpt_dir) / "autoencoder" / "ckpt.pt"
-    step, elapsed_before = 0, 0.0
-    if ckpt_path.is_file():
-        ckpt = torch.load(ckpt_path, weights_only=True)
-        if ckpt["config"] != dataclasses.asdict(config.autoencoder):
-            raise ValueError(f"checkpoint {ckpt_path} has a different architecture; delete it or change ckpt_dir")
-        vae.load_state_dict(ckpt["vae"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        generator.set_state(ckpt["generator"])
-        step, elapsed_before = int(ckpt["step"]), float(ckpt["elapsed_s"])
+    ckpt_path = config.run_dir("autoencoder") / "last.pt"
+    parts, architecture = {"vae": vae, "optimizer": optimizer}, dataclasses.asdict(config.autoencoder)
+    step, elapsed_before = resume(ckpt_path, parts, generator, architecture)
+    if step:
         log(f"autoencoder: resumed at step {step}")
     else:
         log(f"autoencoder: start, {sum(p.numel() for p in vae.parameters()) / 1e6:.2f}M params")
 
     def checkpoint(elapsed: float) -> None:
-        ckpt_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = ckpt_path.with_suffix(".tmp")
-        torch.save({"vae": vae.state_dict(), "optimizer": optimizer.state_dict(), "generator": generator.get_state(),
-                    "step": step, "elapsed_s": elapsed, "config": dataclasses.asdict(config.autoencoder)}, tmp)
-        os.replace(tmp, ckpt_path)
+        save_state(ckpt_path, parts, generator, architecture, step, elapsed)
 
     start = last_ckpt = time.time()
     bar = tqdm(total=config.autoencoder_steps, initial=step, desc="autoencoder", disable=not config.progress)
@@ -313,7 +318,7 @@ def train_autoencoder(config: TrainConfig, images: np.ndarray, log: Logger):
     return vae
 
 
-def save_grid(model: "DiffusionModel", unet, path: str, seeds: tuple[int, ...] = (0, 1, 2, 3)) -> None:
+def save_grid(model: "DiffusionModel", unet, path: str | Path, seeds: tuple[int, ...] = (0, 1, 2, 3)) -> None:
     """Sample grid: one row per GRID_PROMPTS entry (labelled), one column per seed, 3x upscaled."""
     from PIL import Image, ImageDraw
 
@@ -338,7 +343,7 @@ def train(config: TrainConfig) -> dict:
     from tqdm import tqdm
 
     torch.set_num_threads(config.num_threads)
-    log = Logger(config.log_path, config.variant)
+    log = training_common.RunLog(config.log_path, config.variant, echo=False)
     tokenizer = D.load_tokenizer()
     text_encoder = D.load_text_encoder(config.text_encoder, seed=config.seed)
     if text_encoder.config.hidden_size != config.unet.cross_attention_dim:
@@ -364,17 +369,11 @@ def train(config: TrainConfig) -> dict:
     snr = alphas_cumprod / (1 - alphas_cumprod)  # (1000,)
     generator = torch.Generator().manual_seed(config.seed)
 
-    ckpt_path = Path(config.ckpt_dir) / config.variant / "ckpt.pt"
-    step, elapsed_before = 0, 0.0
-    if ckpt_path.is_file():
-        ckpt = torch.load(ckpt_path, weights_only=True)
-        if ckpt["config"]["unet"] != dataclasses.asdict(config.unet):
-            raise ValueError(f"checkpoint {ckpt_path} has a different architecture; delete it or change ckpt_dir")
-        unet.load_state_dict(ckpt["unet"])
-        ema.load_state_dict(ckpt["ema"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        generator.set_state(ckpt["generator"])
-        step, elapsed_before = int(ckpt["step"]), float(ckpt["elapsed_s"])
+    ckpt_path = config.run_dir(config.variant) / "last.pt"
+    grid_path = config.run_dir(config.variant) / "grid.png" if config.grids else None
+    parts, architecture = {"unet": unet, "ema": ema, "optimizer": optimizer}, dataclasses.asdict(config.unet)
+    step, elapsed_before = resume(ckpt_path, parts, generator, architecture)
+    if step:
         log(f"resumed from {ckpt_path} at step {step} ({elapsed_before / 60:.1f} min done)")
     else:
         n_params = sum(p.numel() for p in unet.parameters())
@@ -383,12 +382,7 @@ def train(config: TrainConfig) -> dict:
     asset_path = config.resolved_asset_path()
 
     def write_outputs(current_step: int, elapsed: float, loss_avg: float) -> None:
-        tmp = ckpt_path.with_suffix(".tmp")
-        ckpt_path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save({"unet": unet.state_dict(), "ema": ema.state_dict(), "optimizer": optimizer.state_dict(),
-                    "generator": generator.get_state(), "step": current_step, "elapsed_s": elapsed,
-                    "config": config.to_dict()}, tmp)
-        os.replace(tmp, ckpt_path)
+        save_state(ckpt_path, parts, generator, architecture, current_step, elapsed, config=config.to_dict())
         D.save_unet(ema, config.unet, asset_path, metadata={
             "variant": config.variant, "step": str(current_step), "wall_time_s": f"{elapsed:.0f}",
             "exclude": config.exclude or "", "seed": str(config.seed), "train_loss": f"{loss_avg:.4f}"},
@@ -451,9 +445,9 @@ def train(config: TrainConfig) -> dict:
         if now - last_ckpt >= config.checkpoint_every_s:
             write_outputs(step, elapsed_before + now - start, float(np.mean(losses[-50:])))
             last_ckpt = time.time()
-        if config.grid_path and now - last_grid >= config.grid_every_s:
-            save_grid(sample_model, ema, config.grid_path)
-            log(f"sample grid -> {config.grid_path}")
+        if grid_path and now - last_grid >= config.grid_every_s:
+            save_grid(sample_model, ema, grid_path)
+            log(f"sample grid -> {grid_path}")
             last_grid = time.time()
     bar.close()
     if previous_handler is not None:
@@ -462,8 +456,8 @@ def train(config: TrainConfig) -> dict:
     if losses:
         loss_avg = float(np.mean(losses[-50:]))
     write_outputs(step, elapsed, loss_avg)
-    if config.grid_path and not stop_requested.is_set():
-        save_grid(sample_model, ema, config.grid_path)
+    if grid_path and not stop_requested.is_set():
+        save_grid(sample_model, ema, grid_path)
     log(f"done: step {step}, {elapsed / 60:.1f} min")
     return {"step": step, "loss": loss_avg, "wall_time_s": elapsed, "asset": str(asset_path),
             "checkpoint": str(ckpt_path)}
@@ -483,18 +477,20 @@ def parse_args(argv: list[str] | None) -> TrainConfig:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--channels", type=int, nargs="+", default=list(D.UNetConfig().block_out_channels))
     parser.add_argument("--no-bf16", action="store_true", help="train in fp32")
-    parser.add_argument("--ckpt-dir", default="/tmp/unlearning-lab/diffusion_ckpt")
-    parser.add_argument("--cache-dir", default="/tmp/diff_cache")
-    parser.add_argument("--log", default="/tmp/team/diff_train.log")
-    parser.add_argument("--grid", default="/tmp/team/diff_grid.png")
+    parser.add_argument("--work-dir", default=str(training_common.default_work_dir("diffusion")),
+                        help="caption pool, checkpoints, sample grids and log")
+    parser.add_argument("--no-grid", action="store_true", help="write no sample grids")
     parser.add_argument("--asset", default=None, help="output safetensors (default: the variant's shipped file)")
+    parser.add_argument("--autoencoder", default=None,
+                        help="autoencoder safetensors, read or trained there (default: the shipped file)")
     args = parser.parse_args(argv)
     variant = f"no_{args.exclude}" if args.exclude else "base"
     unet = dataclasses.replace(D.UNetConfig(), block_out_channels=tuple(args.channels))
     return TrainConfig(variant=variant, exclude=args.exclude, unet=unet, steps=args.steps, minutes=args.minutes,
-                       autoencoder_steps=args.autoencoder_steps, batch_size=args.batch_size, lr=args.lr, pool_size=args.pool_size, seed=args.seed,
-                       bf16=not args.no_bf16, ckpt_dir=args.ckpt_dir, cache_dir=args.cache_dir, log_path=args.log,
-                       grid_path=args.grid or None, asset_path=args.asset)
+                       autoencoder_steps=args.autoencoder_steps, batch_size=args.batch_size, lr=args.lr,
+                       pool_size=args.pool_size, seed=args.seed,
+                       bf16=not args.no_bf16, grids=not args.no_grid, asset_path=args.asset,
+                       autoencoder_path=args.autoencoder, work_dir=args.work_dir)
 
 
 def main(argv: list[str] | None = None) -> dict:
