@@ -144,21 +144,20 @@ class DiffusionModel:
 
     def editable_unet(self) -> Any:
         """This clone's own UNet (deep-copied from the shared one on first use)."""
-        if self.frozen:
-            raise RuntimeError("a frozen base model is never edited; clone it first")
-        if not self.owns_unet:
-            self.unet = copy.deepcopy(self.unet)
-            self.owns_unet = True
-        return self.unet
+        return self._own("unet")
 
     def editable_text_encoder(self) -> Any:
         """This clone's own text encoder (deep-copied from the shared one on first use)."""
+        return self._own("text_encoder")
+
+    def _own(self, module: str) -> Any:
+        """The module ``module`` ("unet" or "text_encoder"), deep-copied on first use so that it is this clone's."""
         if self.frozen:
             raise RuntimeError("a frozen base model is never edited; clone it first")
-        if not self.owns_text_encoder:
-            self.text_encoder = copy.deepcopy(self.text_encoder)
-            self.owns_text_encoder = True
-        return self.text_encoder
+        if not getattr(self, f"owns_{module}"):
+            setattr(self, module, copy.deepcopy(getattr(self, module)))
+            setattr(self, f"owns_{module}", True)
+        return getattr(self, module)
 
     def cross_attention_layers(self, unet: Any = None) -> dict[str, Any]:
         """Name -> ``attn2`` module (cross-attention, with ``to_k`` / ``to_v``) of the UNet (or of ``unet``)."""
