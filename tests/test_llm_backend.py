@@ -86,6 +86,42 @@ def test_hub_loader_loads_tiny_random_checkpoints_of_the_same_classes(tmp_path, 
     assert len(answers) == 2 and all(isinstance(a, str) for a in answers)
 
 
+def argmax_answer(bundle, prompt, max_new_tokens):
+    """Reference greedy decoding: one prompt, no padding, no KV cache, the whole sequence every step."""
+    ids, new = chat.encode_chat(bundle, [prompt]).ids[0], []
+    for _ in range(max_new_tokens):
+        with torch.no_grad():
+            token = int(bundle.model(input_ids=torch.tensor([ids + new])).logits[0, -1].argmax())
+        if token in decoding.stop_token_ids(bundle):
+            break
+        new.append(token)
+    return bundle.tokenizer.decode(new, skip_special_tokens=True).strip()
+
+
+def test_greedy_answers_are_argmax_decoding_whatever_sampling_defaults_the_checkpoint_has(tmp_path):
+    model, tokenizer = presets.tiny_random_model("qwen2", seed=5)
+    model.generation_config.update(do_sample=True, temperature=0.7, top_k=20, top_p=0.8, repetition_penalty=1.5)
+    model.save_pretrained(tmp_path, safe_serialization=True)
+    tokenizer.save_pretrained(tmp_path)
+    bundle = presets.load_hub_model("qwen2_5_0_5b", "cpu", _source=tmp_path)
+    prompts = ["Hi", "Name a colour, then a fruit", "Say something long about the sea"]
+    answers = decoding.generate_greedy(bundle, prompts, max_new_tokens=12, batch_size=3)
+    assert answers == [argmax_answer(bundle, p, 12) for p in prompts]
+
+
+def test_cancel_is_checked_after_every_generated_token(tiny):
+    calls = []
+
+    def should_stop():
+        calls.append(len(calls))
+        if len(calls) == 3:  # before the batch, after token 1, after token 2
+            raise RuntimeError("cancelled")
+
+    with pytest.raises(RuntimeError, match="cancelled"):
+        decoding.generate_greedy(tiny, ["Say hi", "Name a colour"], max_new_tokens=16, should_stop=should_stop)
+    assert len(calls) == 3
+
+
 def test_generation_is_deterministic_and_aligned(tiny):
     be = registry.backend("llm")
     cfg = build_config(be.generate_config, {"prompts": "Say hi\nName a colour", "max_new_tokens": 8})

@@ -37,10 +37,17 @@ CHATML_TEMPLATE = (
 
 
 def _freeze(model: "PreTrainedModel", device: str) -> "PreTrainedModel":
+    from transformers import GenerationConfig
+
     model.to(device)
     model.eval()
     model.requires_grad_(False)
     mlp_modules(model)  # validate the architecture early
+    # The lab decodes greedily: keep only the token ids of the checkpoint's generation defaults, whose
+    # sampling settings (Qwen2.5: repetition_penalty, temperature, top_p) generate() would otherwise apply.
+    defaults = model.generation_config
+    model.generation_config = GenerationConfig(bos_token_id=defaults.bos_token_id, eos_token_id=defaults.eos_token_id,
+                                               pad_token_id=defaults.pad_token_id)
     return model
 
 
