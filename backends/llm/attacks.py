@@ -60,7 +60,7 @@ def relearn_curve(bundle: "LLMBundle", train_prompts: list[str], train_answers: 
                   eval_items: list["SkillItem"], steps: int, lr: float, ctx: Any = None) -> list[float]:
     """Abstention-aware answer NLL of ``eval_items`` after 0..steps fine-tuning steps on a private copy."""
     from backends.llm.backend import effective_answer_nll
-    from backends.llm.grad_ascent import mean_nll, train
+    from backends.llm.training import mean_nll, train
     from backends.llm.bundles import clone_bundle
 
     copy = clone_bundle(bundle)

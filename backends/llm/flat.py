@@ -21,7 +21,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from backends.llm.grad_ascent import Batches, GradAscentConfig, prepare, train
+from backends.llm.grad_ascent import GradAscentConfig
+from backends.llm.training import Batches, prepare, train
 from backends.registry import register_method
 
 if TYPE_CHECKING:

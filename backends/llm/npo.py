@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from backends.config import param
-from backends.llm.grad_ascent import Batches, GradDiffConfig, mean_nll, prepare, train
+from backends.llm.grad_ascent import GradDiffConfig
+from backends.llm.training import Batches, mean_nll, prepare, train
 from backends.registry import register_method
 
 if TYPE_CHECKING:
