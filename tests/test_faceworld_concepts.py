@@ -35,3 +35,36 @@ def test_one_validation_with_one_length_limit(bad, message):
     with pytest.raises(ValueError, match=message):
         concepts.check_text(bad)
     assert concepts.check_text("  sun   glasses ") == "sun glasses"
+
+
+@pytest.mark.parametrize("typed, value", [("dark glasses", ("glasses", "sunglasses")), ("a big grin", ("expression", "smiling")),
+                                          ("knit hat", ("hat", "beanie")), ("a full beard", ("beard", "beard"))])
+def test_a_training_caption_wording_names_its_value_on_both_tabs(typed, value, encoder):
+    """"dark glasses" is FaceWorld's own wording of sunglasses (the GAN tab's text offsets made it skin=dark)."""
+    gan = gan_concepts.resolve(encoder, typed)
+    assert (gan.attribute, gan.values) == (value[0], (value[1],)) == (resolve_concept(typed).attr,
+                                                                       resolve_concept(typed).values)
+
+
+def test_held_out_synonyms_stay_out_of_the_shared_vocabulary():
+    """Evaluation asks with the held-out wordings; typing one must not turn it into a training word."""
+    import re
+
+    for wordings in world.SYNONYM_PHRASES.values():
+        for wording in wordings:
+            core = re.sub(r"^(with|wearing|in|on|who is|looking) ", "", wording)  # "shades", "a toque"
+            assert concepts.lookup(wording) is None and concepts.lookup(core) is None, wording
+
+
+def test_words_faceworld_never_uses_are_not_matched_to_an_attribute():
+    """The embedded CLIP weighs colour words over the rest ("a red car" was red hair); the words it was
+    trained on still match, and an open-vocabulary CLIP keeps matching any text."""
+    from backends.faceworld.clip import load_clip
+    from backends.gan.encoders import FaceWorldClipEncoder
+
+    faceworld = FaceWorldClipEncoder(load_clip("cpu"), "cpu")
+    assert concepts.unknown_words("a red car") == ["car"] and concepts.unknown_words("a smiling man") == []
+    for typed in ("a red car", "a black dog", "a white horse"):
+        assert gan_concepts.resolve(faceworld, typed).attribute is None, typed
+    assert gan_concepts.resolve(faceworld, "a smiling man").values == ("smiling",)
+    assert not presets.tiny_clip("cpu").closed_vocabulary

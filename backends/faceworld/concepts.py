@@ -2,13 +2,15 @@
 every tab (GAN, diffusion), so "spectacles" means the same everywhere.
 
 ``lookup`` knows, in this order: the words of :data:`WORDS` (attribute names, plurals, synonyms);
-a value name, alone or as "<value> hair / skin / background" ("blond", "blue background"). Anything
-else returns None: the GAN tab then matches it by CLIP text offsets, the diffusion tab treats it as
-free text. ``check_text`` is the one validation of typed concepts (one length limit).
+a value name, alone or as "<value> hair / skin / background" ("blond", "blue background"); a wording
+of FaceWorld's training captions without its joining words ("dark glasses", "big grin"). Anything
+else returns None: the GAN tab then matches it by CLIP text offsets when all its words are FaceWorld's
+(:func:`vocabulary`; "a red car" is not matched to red hair), the diffusion tab treats it as free text. ``check_text`` is the one validation of typed concepts (one length limit).
 """
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from backends.faceworld import world
 
@@ -63,7 +65,44 @@ def lookup(text: str) -> tuple[str, tuple[str, ...]] | None:
                 return attribute, (value,)
     if key in world.ABSENT_VALUES:
         return key, tuple(v for v in world.ATTRIBUTES[key] if v != world.ABSENT_VALUES[key])
-    return None
+    return _caption_phrases().get(key)
+
+
+@lru_cache(maxsize=1)
+def _caption_phrases() -> dict[str, tuple[str, tuple[str, ...]]]:
+    """A wording of FaceWorld's training captions without its joining words ("dark glasses" from
+    "wearing dark glasses", "big grin") -> the one present value it names."""
+    phrases: dict[str, set[tuple[str, str]]] = {}
+    wordings = [((a, v), w) for (a, v), kinds in world.PHRASES.items() for ws in kinds.values() for w in ws]
+    for (attribute, value), wording in wordings:  # not the held-out synonyms: evaluation asks with those
+        if value != world.ABSENT_VALUES.get(attribute):
+            core = re.sub(r"^(with|wearing|in|on|who is|looking|against|in front of) ", "", wording)
+            phrases.setdefault(normalise(core), set()).add((attribute, value))
+    return {phrase: (next(iter(named))[0], (next(iter(named))[1],))
+            for phrase, named in phrases.items() if len(named) == 1}
+
+
+#: Words every description may use besides FaceWorld's own (articles, people, joining words).
+FUNCTION_WORDS = frozenset("""a an the with without wearing wears in on of and or no not who is has having
+    looking person people man men woman women someone somebody guy girl boy lady child kid face faces portrait
+    photo picture image drawing cartoon character figure head""".split())
+
+
+@lru_cache(maxsize=1)
+def vocabulary() -> frozenset[str]:
+    """Every word FaceWorld's captions, held-out synonyms and concept words use, lower case (plus
+    :data:`FUNCTION_WORDS`): the words the embedded CLIP was trained and checked on."""
+    texts = [*WORDS, *world.ATTRIBUTES, *(v for vs in world.ATTRIBUTES.values() for v in vs), *world.NOUNS,
+             *world.PREFIXES, *world.CANONICAL_TEMPLATES, *world.HELD_OUT_WORDS,
+             *(w for phrase in world.PHRASES.values() for ws in phrase.values() for w in ws),
+             *(w for ws in world.SYNONYM_PHRASES.values() for w in ws)]
+    return FUNCTION_WORDS | frozenset(w for text in texts for w in re.findall(r"[a-z]+", text.lower()))
+
+
+def unknown_words(text: str) -> list[str]:
+    """The words of ``text`` FaceWorld never uses ("a red car" -> ["car"])."""
+    known = vocabulary()
+    return [w for w in re.findall(r"[^\W\d_]+", text.lower()) if w not in known]
 
 
 def known_words() -> list[str]:

@@ -13,7 +13,9 @@ GAN tab):
 2. otherwise the value whose text offset from the neutral prompt is nearest to the concept's
    (cos(E_T(class prompts) - E_T(neutral), E_T(concept prompt) - E_T(neutral)); offsets, not raw
    embeddings, because every prompt shares "a face ..." and raw cosines are all high):
-   "eyewear" -> glasses, if the cosine is at least ``MATCH_MIN_COSINE``;
+   "eyewear" -> glasses, if the cosine is at least ``MATCH_MIN_COSINE`` and, on the embedded FaceWorld
+   CLIP (``encoder.closed_vocabulary``), every word is one FaceWorld uses (its text side weighs colour
+   words over the rest: "a red car" would be red hair at cos 0.81);
 3. otherwise (a concept FaceWorld has no attribute for) present = the image is closer to the concept
    prompt than to the neutral prompt (binary zero-shot).
 CLIP's verdicts here are the guide's; the GAN tab's verdicts come from the independent judge.
@@ -26,7 +28,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from backends.faceworld import world
-from backends.faceworld.concepts import MAX_CONCEPT_CHARS, check_text, lookup  # noqa: F401 (re-exported)
+from backends.faceworld.concepts import MAX_CONCEPT_CHARS, check_text, lookup, unknown_words  # noqa: F401
 
 if TYPE_CHECKING:
     import torch
@@ -95,6 +97,11 @@ def resolve(encoder: "ImageTextEncoder", text: str, neutral: str = "a face") -> 
         variants = tuple(concept_prompt(v, neutral) for v in values if v != key) if len(values) > 1 else ()
         return Concept(text, prompt, neutral, attribute, values,
                        f"FaceWorld word: {attribute}={'|'.join(values)}", variants)
+    unknown = unknown_words(text) if encoder.closed_vocabulary else []
+    if unknown:  # the embedded CLIP reads colour words and ignores the rest: "a red car" would be red hair
+        return Concept(text, prompt, neutral, None, (),
+                       f"FaceWorld has no word {', '.join(map(repr, unknown))}: present when the image is closer "
+                       f"to {prompt!r} than to {neutral!r}")
     import torch.nn.functional as F
 
     neutral_embedding = encoder.text_direction([neutral])

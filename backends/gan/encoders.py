@@ -22,6 +22,7 @@ class ImageTextEncoder:
     """
 
     name: str = "clip"
+    closed_vocabulary: bool = False  # True: only FaceWorld's words are matched to attributes by text offset
 
     def __init__(self, device: str):
         self.device = device
@@ -146,6 +147,7 @@ class FaceWorldClipEncoder(ImageTextEncoder):
     """The embedded FaceWorld CLIP (``backends.faceworld.clip.FaceWorldClip``) behind this interface."""
 
     name = "faceworld_clip"
+    closed_vocabulary = True  # trained on FaceWorld captions only: words outside them are not matched
 
     def __init__(self, clip: Any, device: str, feature_blocks: int = 2):
         super().__init__(device)
