@@ -221,7 +221,7 @@ class BackendTab:
                     with gr.Row():
                         c["attack_run"] = gr.Button("Run attack", variant="primary",
                                                     elem_id=f"{self.name}-attack-run")
-                        c["attack_cancel"] = gr.Button("Cancel", variant="stop")
+                        c["attack_cancel"] = gr.Button("Cancel", variant="stop", elem_id=f"{self.name}-attack-cancel")
                 with gr.Column(scale=2):
                     c["attack_progress"] = gr.HTML("", elem_id=f"{self.name}-attack-progress")
                     c["attack_summary"] = gr.Dataframe(headers=fmt.METRIC_HEADERS, value=[], interactive=False,
@@ -242,7 +242,8 @@ class BackendTab:
             with gr.Row():
                 c["reset"] = gr.Button("Reset to base model", elem_id=f"{self.name}-reset")
                 c["export"] = gr.Button("Export edit (safetensors + run card)", elem_id=f"{self.name}-export")
-            c["files"] = gr.File(label="Download", file_count="multiple", interactive=False)
+            c["files"] = gr.File(label="Download", file_count="multiple", interactive=False,
+                                 elem_id=f"{self.name}-files")
         return c
 
     def _shown_preset(self, preset: Any) -> str:

@@ -4,13 +4,16 @@ Needs Debian's ``chromium`` and ``chromium-driver`` (``.ci/run`` installs them).
 """
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -254,4 +257,150 @@ def test_two_visitors_at_once_never_see_each_others_edit(server, browser):
     a_again = generate(18)  # seed 0 of each prompt, before and after: a subset of A's earlier view
     assert set(a_again) <= set(a_edited), "A's edited images changed after B's edit"
     assert set(a_again) - set(base_view), "A's edit is gone"
+    assert "Traceback" not in browser.page_source
+
+
+@dataclass(frozen=True)
+class TabRun:
+    """What one end-to-end drive of a real tab sets: small settings so that CI stays quick."""
+
+    backend: str
+    generate: dict[str, object]
+    method: str
+    settings: dict[str, object]
+    long_method: str  # a run long enough to cancel inside the method
+    long_settings: dict[str, object]
+    attack: str
+    attack_settings: dict[str, object]
+    picks: str = ""  # tick the samples whose label has this word
+
+
+TAB_RUNS = [
+    TabRun("gan", {"count": 8}, "adapt_then_unlearn",
+           {"adapt_runs": 1, "adapt_steps": 5, "unlearn_steps": 10, "eval_samples": 20},
+           "text_to_unlearn", {"steps": 3000}, "latent_search", {"starts": 2, "steps": 5}, picks="glasses"),
+    TabRun("diffusion", {"seeds_per_prompt": 1}, "uce", {}, "esd_x", {"iterations": 2000},
+           "synonyms", {"seeds": 1}),
+    TabRun("llm", {"per_skill": 1, "max_new_tokens": 16}, "key_space_detection", {"eval_items": 2, "eval_max_new_tokens": 24},
+           "grad_ascent", {"steps": 500}, "request_probe", {"per_skill": 8}),
+]
+
+
+@pytest.mark.parametrize("run", TAB_RUNS, ids=lambda r: r.backend)
+def test_every_real_tab_end_to_end(server, browser, run):
+    """On each embedded preset, as a visitor would: generate, tick picks, unlearn, cancel a second run inside its
+    method (the first edit survives), draw the map, run an attack, export (both files download and parse), and
+    reset (the base is back)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support import expected_conditions as EC
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from backends import registry
+
+    b, wait = run.backend, WebDriverWait(browser, 300)
+    be = registry.backend(b)
+
+    def text(suffix: str) -> str:
+        return browser.find_element(By.ID, f"{b}-{suffix}").text
+
+    def shown() -> list[str]:
+        """What the samples area shows: image files (named by content) or the answer table's cells."""
+        if be.output == "image":
+            return browser.execute_script(
+                f"return [...document.querySelectorAll('#{b}-gallery img')].map(img => img.src)")
+        return browser.execute_script(  # the grid's cells (the table's own <td>s are a hidden sizing row)
+            f"return [...document.querySelectorAll('#{b}-texts [role=gridcell]')].map(cell => cell.textContent)")
+
+    def set_fields(prefix: str, values: dict[str, object]) -> None:
+        for field, value in values.items():
+            selector = f"#{b}-{prefix}-{field} input[type=number]"
+            if not browser.find_elements(By.CSS_SELECTOR, selector):  # an advanced field: open the accordion
+                toggles = browser.find_elements(  # the closest "Advanced settings" above the chosen method's button
+                    By.XPATH, f"//*[@id='{b}-{'attack-run' if prefix in registry.attacks(b) else 'run'}']"
+                              "/preceding::button[contains(., 'Advanced settings')]")
+                [t for t in toggles if t.is_displayed()][-1].click()
+            box = wait.until(lambda d: d.find_element(By.CSS_SELECTOR, selector))
+            box.clear()
+            box.send_keys(str(value), Keys.TAB)
+
+    def choose(dropdown: str, title: str) -> None:
+        browser.find_element(By.CSS_SELECTOR, f"#{b}-{dropdown} input").click()
+        wait.until(lambda d: [o for o in d.find_elements(By.CSS_SELECTOR, "[role=option]")
+                              if o.text.strip(" ✓\n") == title])[0].click()
+
+    def open_section(title: str) -> None:
+        header = [e for e in browser.find_elements(By.XPATH, f"//button[contains(., '{title}')]") if e.is_displayed()]
+        header[0].click()
+
+    def generate() -> list[str]:
+        browser.find_element(By.ID, f"{b}-generate").click()
+        wait.until(lambda d: "samples" in text("status") and "processing" not in text("status"))
+        time.sleep(1)  # let the gallery or table finish re-rendering
+        return shown()
+
+    browser.get(server)
+    wait.until(EC.element_to_be_clickable((By.XPATH, f"//button[@role='tab' and normalize-space()='{be.title}']"))
+               ).click()
+    wait.until(EC.element_to_be_clickable((By.ID, f"{b}-generate")))
+    set_fields("gen", run.generate)
+    base_view = generate()
+    assert base_view and "no edit yet" in text("status")
+    if run.picks:  # tick the samples whose judge label names the concept
+        boxes = [box for box in browser.find_elements(By.CSS_SELECTOR, f"#{b}-pick label") if run.picks in box.text]
+        assert boxes, f"no sample shows {run.picks}: {text('pick')}"
+        for box in boxes:
+            box.click()
+
+    choose("method", registry.method(b, run.method).title)
+    set_fields(run.method, run.settings)
+    browser.find_element(By.ID, f"{b}-run").click()
+    wait.until(lambda d: "done" in text("progress") or "⚠" in text("progress"))
+    assert "done" in text("progress"), text("progress")
+    wait.until(lambda d: text("metrics").strip() and "estimating" not in text("metrics"))
+    edited_view = generate()
+    assert "your edit" in text("status") and edited_view != base_view
+
+    choose("method", registry.method(b, run.long_method).title)
+    set_fields(run.long_method, run.long_settings)
+    browser.find_element(By.ID, f"{b}-run").click()
+    wait.until(lambda d: re.search(r"step \d+/\d+", text("progress")))  # inside the method's loop
+    browser.find_element(By.ID, f"{b}-cancel").click()
+    wait.until(lambda d: "Cancelled" in text("progress"))
+    assert "nothing was changed" in text("progress")
+    assert generate() == edited_view, "the cancelled run changed the session's edit"
+
+    open_section("3 · Embedding map")
+    wait.until(EC.element_to_be_clickable((By.ID, f"{b}-map-btn"))).click()
+    wait.until(lambda d: "Map drawn" in text("status") or "⚠" in text("status"))
+    assert "Map drawn" in text("status"), text("status")
+    assert browser.find_elements(By.CSS_SELECTOR, f"#{b}-map .main-svg"), "no plot drawn"
+
+    open_section("4 · Attack the edited model")
+    choose("attack", registry.attack(b, run.attack).title)
+    set_fields(run.attack, run.attack_settings)
+    wait.until(EC.element_to_be_clickable((By.ID, f"{b}-attack-run"))).click()
+    wait.until(lambda d: "done" in text("attack-progress") or "⚠" in text("attack-progress"))
+    assert "done" in text("attack-progress"), text("attack-progress")
+    wait.until(lambda d: text("attack-summary").strip() and text("attack-note").strip())
+    if be.output == "image":  # the images behind the attack's numbers
+        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, f"#{b}-attack-images img"))
+
+    open_section("5 · Your edits")
+    wait.until(EC.element_to_be_clickable((By.ID, f"{b}-export"))).click()
+    wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, f"#{b}-files a[href]")) >= 2)
+    downloads = {}
+    for link in browser.find_elements(By.CSS_SELECTOR, f"#{b}-files a[href]"):
+        with urllib.request.urlopen(link.get_attribute("href"), timeout=30) as response:
+            downloads[link.get_attribute("href").rsplit(".", 1)[-1]] = response.read()
+    header_size = int.from_bytes(downloads["safetensors"][:8], "little")
+    tensors = json.loads(downloads["safetensors"][8:8 + header_size])
+    assert any(key != "__metadata__" for key in tensors), "the exported edit holds no tensor"
+    card = json.loads(downloads["json"])
+    assert [r["method"] for r in card["runs"]] == [run.method], "the card lists the run (not the cancelled one)"
+    assert set(card["changed_tensors"]) == set(tensors) - {"__metadata__"}
+
+    browser.find_element(By.ID, f"{b}-reset").click()
+    wait.until(lambda d: "Reset" in text("status"))
+    assert generate() == base_view and "no edit yet" in text("status")
     assert "Traceback" not in browser.page_source
