@@ -253,8 +253,17 @@ def probe_prompts(model: "DiffusionModel", concept: str, paraphrases: bool) -> l
     return rows
 
 
+@dataclass
+class ProbeRun:
+    """One model's answers to the probe prompts: per-prompt rates, and with a judge the images behind them."""
+
+    rates: list[float]  # per prompt: share of images with the concept (judge), else guidance strength
+    present: Any = None  # (P*S,) bool, prompt-major, when a judge looked at images
+    images: Any = None  # (P*S, H, W, 3) uint8, same order
+
+
 def synonym_presence(base: "DiffusionModel", model: "DiffusionModel", rows: list[tuple[str, str]], concept: str,
-                     seeds: int) -> list[float]:
+                     seeds: int) -> ProbeRun:
     """Per prompt: share of images showing the concept (judge), else the concept's guidance strength."""
     import numpy as np
 
@@ -264,10 +273,26 @@ def synonym_presence(base: "DiffusionModel", model: "DiffusionModel", rows: list
     target = resolve_concept(concept)
     judge = verdict_judge(base, target)
     if judge is None:
-        return [float(v) for v in guidance_strength(model, prompts)]
+        return ProbeRun([float(v) for v in guidance_strength(model, prompts)])
     images = model.generate([p for p in prompts for _ in range(seeds)], [k for _ in prompts for k in range(seeds)])
-    present = judge.present(images, target)
-    return [float(np.mean(present[i * seeds:(i + 1) * seeds])) for i in range(len(prompts))]
+    present = np.asarray(judge.present(images, target), dtype=bool)
+    return ProbeRun([float(present[i * seeds:(i + 1) * seeds].mean()) for i in range(len(prompts))], present, images)
+
+
+#: Prompts whose images the synonym probe shows (those where the edited model still draws the concept first).
+SHOWN_PROBE_PROMPTS = 6
+
+
+def _probe_samples(rows: list[tuple[str, str]], before: ProbeRun, after: ProbeRun, seeds: int) -> list[Sample]:
+    """Seed 0 of the prompts that escaped most, base image then edited image (group "base" / "edited")."""
+    order = sorted(range(len(rows)), key=lambda i: -after.rates[i])[:SHOWN_PROBE_PROMPTS]
+    samples = []
+    for i in order:
+        prompt, at = rows[i][1], i * seeds
+        for group, run in (("base", before), ("edited", after)):
+            samples.append(Sample(key=f"probe · {prompt}", seed=0, prompt=prompt, image=run.images[at], group=group,
+                                  labels={"concept": "seen" if run.present[at] else "not seen"}))
+    return samples
 
 
 @register_attack("diffusion", "synonyms", title="Synonym / paraphrase probe", config=SynonymProbeConfig,
@@ -276,6 +301,8 @@ def run_synonyms(call: AttackCall) -> AttackResult:
     """Ask for the concept in words the erasure never saw: does it come back?"""
     import numpy as np
 
+    from backends.stats import percent_with_interval
+
     cfg: SynonymProbeConfig = call.config
     rows = probe_prompts(call.base, cfg.concept, cfg.paraphrases)
     call.ctx.phase("probing", total=2)
@@ -283,19 +310,40 @@ def run_synonyms(call: AttackCall) -> AttackResult:
     call.ctx.step(1, 2)
     after = synonym_presence(call.base, call.edited, rows, cfg.concept, cfg.seeds) if call.has_edit else before
     call.ctx.step(2, 2)
-    judged = verdict_judge(call.base, resolve_concept(cfg.concept)) is not None
+    judged = before.present is not None
     unit, scale = ("%", 100.0) if judged else ("", 1.0)
     what = "presence" if judged else "guidance strength"
     summary = []
     for kind in ("synonym", "paraphrase"):
         index = [i for i, (k, _) in enumerate(rows) if k == kind]
-        if index:
-            summary.append(MetricRow(f"Concept {what}: {kind} prompts", scale * float(np.mean([before[i] for i in index])),
-                                     scale * float(np.mean([after[i] for i in index])), unit, "lower",
-                                     "Held-out words never seen in training captions." if kind == "synonym"
-                                     else "Training wordings other than those used for erasing."))
+        if not index:
+            continue
+        help = ("Held-out words never seen in training captions." if kind == "synonym"
+                else "Training wordings other than those used for erasing.")
+        if judged:  # a rate over every image of these prompts, with its interval
+            images = np.concatenate([np.arange(i * cfg.seeds, (i + 1) * cfg.seeds) for i in index])
+            b, b_ci, n = percent_with_interval(before.present[images])
+            a, a_ci, _ = percent_with_interval(after.present[images])
+            summary.append(MetricRow(f"Concept presence: {kind} prompts", b, a, "%", "lower", help,
+                                     before_ci=b_ci, after_ci=a_ci, n=n))
+        else:
+            summary.append(MetricRow(f"Concept guidance strength: {kind} prompts",
+                                     float(np.mean([before.rates[i] for i in index])),
+                                     float(np.mean([after.rates[i] for i in index])), "", "lower", help))
     table = [{"kind": k, "prompt": p, "before": scale * b, "after": scale * a}
-             for (k, p), b, a in zip(rows, before, after)]
-    chart = Chart("bar", [p for _, p in rows], {"base": [scale * b for b in before], "edited": [scale * a for a in after]},
+             for (k, p), b, a in zip(rows, before.rates, after.rates)]
+    chart = Chart("bar", [p for _, p in rows], {"base": [scale * b for b in before.rates],
+                                                "edited": [scale * a for a in after.rates]},
                   title=f"Concept {what} per prompt", y_title=unit)
-    return AttackResult(summary=summary, table=table, chart=chart)
+    if not judged:
+        return AttackResult(summary=summary, table=table, chart=chart,
+                            explanation=f"No image judge knows {cfg.concept!r}: each bar is how strongly the "
+                                        "concept's words still steer the noise prediction for that prompt.")
+    who = "edited" if call.has_edit else "base"
+    escaped = sum(rate > 0 for rate in after.rates)
+    explanation = (f"The {who} model was asked for {cfg.concept!r} in {len(rows)} wordings it never trained on "
+                   f"({cfg.seeds} seed{'s' if cfg.seeds > 1 else ''} each): the judge still sees it for {escaped} "
+                   f"of them (base: {sum(rate > 0 for rate in before.rates)}). The images are seed 0 of the wordings "
+                   "that escaped most, base then edited.")
+    return AttackResult(summary=summary, table=table, chart=chart, explanation=explanation,
+                        samples=_probe_samples(rows, before, after, cfg.seeds))
