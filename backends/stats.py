@@ -1,4 +1,4 @@
-"""Small statistics shared by every backend's metrics: rates with intervals.
+"""Small statistics shared by every backend's metrics: rates with intervals, the Fréchet distance.
 
 A rate measured on n samples is an estimate; the table shows it with a 95 % Wilson score interval
 (Wilson 1927; recommended over the normal approximation for small n and rates near 0 or 1 by
@@ -34,3 +34,21 @@ def percent_with_interval(mask: np.ndarray) -> tuple[float, tuple[float, float],
     n = int(mask.size)
     low, high = wilson_interval(int(mask.sum()), n)
     return (float(mask.mean() * 100) if n else 0.0), (low * 100, high * 100), n
+
+
+def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """||mu_a - mu_b||^2 + Tr(S_a + S_b - 2 (S_a S_b)^(1/2)) between Gaussians fitted to feature sets
+    ``(N, D)`` (Heusel et al., 2017, FID). With few samples the covariances are rank-deficient; the
+    estimate is then biased upwards and only comparable between runs of the same size."""
+    from scipy import linalg
+
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if len(a) < 2 or len(b) < 2:
+        raise ValueError("Frechet distance needs at least two embeddings on each side")
+    mu_a, mu_b = a.mean(0), b.mean(0)
+    cov_a, cov_b = np.atleast_2d(np.cov(a, rowvar=False)), np.atleast_2d(np.cov(b, rowvar=False))
+    root, _ = linalg.sqrtm(cov_a @ cov_b, disp=False)
+    if not np.isfinite(root).all():  # singular product: a tiny ridge
+        eye = np.eye(cov_a.shape[0]) * 1e-6
+        root, _ = linalg.sqrtm((cov_a + eye) @ (cov_b + eye), disp=False)
+    return max(float(((mu_a - mu_b) ** 2).sum() + np.trace(cov_a + cov_b - 2 * np.real(root))), 0.0)

@@ -139,7 +139,8 @@ def score_models(base: "DiffusionModel", others: list["DiffusionModel"], concept
                  groups: tuple[str, ...] | None = None) -> tuple[list["PromptSpec"], EditScores, list[EditScores]]:
     """Judged scores of the base and of each other model on the ``split`` prompts of ``concept`` (the
     table and the benchmark: ``eval``; choosing defaults: ``tune``), of every group or of ``groups``."""
-    from backends.diffusion.metrics import eval_prompts, frechet_distance
+    from backends.diffusion.metrics import eval_prompts
+    from backends.stats import frechet_distance
 
     specs = [s for s in eval_prompts(concept, base.faceworld, per_group, split) if groups is None or s.group in groups]
     if ctx is not None:

@@ -207,26 +207,6 @@ def pixel_features(images: "np.ndarray", side: int = 8) -> "np.ndarray":
     return torch.nn.functional.adaptive_avg_pool2d(x, side).flatten(1).numpy()
 
 
-def frechet_distance(a: "np.ndarray", b: "np.ndarray") -> float:
-    """Fréchet distance between Gaussians fitted to feature sets ``(N, D)`` (Heusel et al., 2017, FID).
-
-    With few samples the covariances are rank-deficient; the estimate is then biased upwards and
-    only comparable between runs of the same size.
-    """
-    import numpy as np
-    from scipy import linalg
-
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    mu_a, mu_b = a.mean(0), b.mean(0)
-    cov_a, cov_b = np.atleast_2d(np.cov(a, rowvar=False)), np.atleast_2d(np.cov(b, rowvar=False))
-    root, _ = linalg.sqrtm(cov_a @ cov_b, disp=False)
-    if not np.isfinite(root).all():
-        eye = np.eye(cov_a.shape[0]) * 1e-6
-        root, _ = linalg.sqrtm((cov_a + eye) @ (cov_b + eye), disp=False)
-    fd = float(((mu_a - mu_b) ** 2).sum() + np.trace(cov_a + cov_b - 2 * np.real(root)))
-    return max(fd, 0.0)
-
-
 def guidance_strength(model: "DiffusionModel", prompts: list[str], unet: Any = None, text_encoder: Any = None,
                       seed: int = 0, timesteps: tuple[int, ...] = (250, 500, 750)) -> "torch.Tensor":
     """Per-prompt ||eps(x_t, t, c) - eps(x_t, t, "")|| averaged over fixed noise and timesteps ``(N,)``.

@@ -463,8 +463,8 @@ def compare_rows(base: GanModel, before: Measurement, after: Measurement, floor:
                 rows.append(rate_row(f"collateral: {attribute}={world.ATTRIBUTES[attribute][index]}", mask_b, mask_a,
                                      better=None, help=f"The value of {attribute} whose rate changed most (judge)."))
         rows.append(MetricRow(f"{prefix}Frechet judge-feature distance to base",
-                              metrics.frechet_distance(before.judge_features, floor.judge_features),
-                              metrics.frechet_distance(before.judge_features, after.judge_features), better="lower",
+                              stats.frechet_distance(before.judge_features, floor.judge_features),
+                              stats.frechet_distance(before.judge_features, after.judge_features), better="lower",
                               n=len(before.judge_mask),
                               help="Frechet distance in the judge's feature space, which no method optimises; "
                                    "'before' is the sampling-noise floor (two base samples with other seeds)."))

@@ -8,8 +8,8 @@
   CVPR 2018, "lin" layers replaced by a plain mean): channel-normalised activations of the first
   vision blocks of the preset's CLIP image tower, squared differences averaged over positions and
   blocks. Zhang et al. report the unweighted variant already tracks human judgements well;
-- Frechet distance between CLIP image embeddings (FID with CLIP features instead of Inception,
-  as in Kynkaanniemi et al., ICLR 2023).
+- Frechet distance (:func:`backends.stats.frechet_distance`) between the judge's features (FID with
+  features other than Inception's, as in Kynkaanniemi et al., ICLR 2023).
 """
 from __future__ import annotations
 
@@ -29,21 +29,6 @@ def wasserstein1(before: np.ndarray, after: np.ndarray) -> float:
     if before.size == 0 or after.size == 0:
         raise ValueError("Wasserstein-1 needs at least one score on each side")
     return float(wasserstein_distance(before, after))
-
-
-def frechet_distance(x: np.ndarray, y: np.ndarray) -> float:
-    """||mu_x - mu_y||^2 + Tr(S_x + S_y - 2 (S_x S_y)^(1/2)) between two sets of embeddings (N, D)."""
-    from scipy import linalg
-
-    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
-    if len(x) < 2 or len(y) < 2:
-        raise ValueError("Frechet distance needs at least two embeddings on each side")
-    mu_x, mu_y = x.mean(axis=0), y.mean(axis=0)
-    cov_x, cov_y = np.cov(x, rowvar=False), np.cov(y, rowvar=False)
-    covmean, _ = linalg.sqrtm(cov_x @ cov_y, disp=False)
-    covmean = np.real(covmean)
-    value = float(((mu_x - mu_y) ** 2).sum() + np.trace(cov_x + cov_y - 2.0 * covmean))
-    return max(value, 0.0)
 
 
 def normalise_channels(features: "torch.Tensor") -> "torch.Tensor":
