@@ -22,31 +22,13 @@ import threading
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
+from backends.pixels import from_uint8, to_uint8
+
 if TYPE_CHECKING:
     import numpy as np
     import torch
 
 GENERATION_BATCH = 32  # prompts per sampling batch (fixed, so equal configs batch identically)
-
-
-def to_uint8_images(x: "torch.Tensor") -> "np.ndarray":
-    """Float images ``(N, 3, H, W)`` in [-1, 1] -> uint8 numpy ``(N, H, W, 3)``."""
-    import torch
-
-    x = ((x.detach().float().clamp(-1, 1) + 1) * 127.5).round().to("cpu")
-    return x.permute(0, 2, 3, 1).to(torch.uint8).numpy()
-
-
-def from_uint8_images(images: "np.ndarray", device: str | None = None) -> "torch.Tensor":
-    """uint8 ``(N, H, W, 3)`` -> float ``(N, 3, H, W)`` in [-1, 1] (the model's pixel space)."""
-    import numpy as np
-    import torch
-
-    arr = np.asarray(images)
-    if arr.ndim != 4 or arr.shape[-1] != 3 or arr.dtype != np.uint8:
-        raise ValueError(f"expected uint8 images of shape (N, H, W, 3), got {arr.dtype} {arr.shape}")
-    x = torch.from_numpy(arr).permute(0, 3, 1, 2).float() / 127.5 - 1  # (N, 3, H, W)
-    return x.to(device) if device else x
 
 
 def tokenize_padded(tokenizer: Any, prompts: list[str], max_tokens: int,
@@ -250,7 +232,7 @@ class DiffusionModel:
         """uint8 ``(N, H, W, 3)`` -> clean latents z0 ``(N, C, h, w)`` (pixels in [-1, 1] without VAE)."""
         import torch
 
-        x = from_uint8_images(images, self.device)  # (N, 3, H, W) in [-1, 1]
+        x = from_uint8(images, self.device)  # (N, 3, H, W) in [-1, 1]
         if x.shape[-1] != self.image_size:
             x = torch.nn.functional.interpolate(x, size=(self.image_size, self.image_size), mode="bilinear",
                                                 antialias=True, align_corners=False)
@@ -265,7 +247,7 @@ class DiffusionModel:
 
         with torch.no_grad():
             x = z if self.vae is None else self.vae.decode(z / self.vae.config.scaling_factor).sample
-        return to_uint8_images(x)
+        return to_uint8(x)
 
     # ---------------------------------------------------------------- sampling
     def sample_latents(self, prompts: list[str], seeds: list[int], steps: int | None = None,

@@ -22,6 +22,7 @@ import numpy as np
 
 from backends.device import pick_device
 from backends.faceworld import read_weights
+from backends.pixels import to_uint8
 
 if TYPE_CHECKING:
     import torch
@@ -121,7 +122,7 @@ class FaceWorldGAN:
                 # and a seed must give the same pixels in any batch
                 z = torch.zeros(_GENERATE_CHUNK, self.z_dim, device=self.device)
                 z[:len(chunk)] = self.z_from_seeds(chunk)
-                out.append(images_to_uint8(self.synthesis(self.mapping(z, truncation_psi)))[:len(chunk)])
+                out.append(to_uint8(self.synthesis(self.mapping(z, truncation_psi)))[:len(chunk)])
         return np.concatenate(out)
 
     # ---- layers --------------------------------------------------------------------------------------------
@@ -153,12 +154,6 @@ class FaceWorldGAN:
         if self.discriminator is not None:
             counts["discriminator"] = sum(p.numel() for p in self.discriminator.parameters())
         return counts
-
-
-def images_to_uint8(images: torch.Tensor) -> np.ndarray:
-    """(N, 3, H, W) in [-1, 1] -> uint8 (N, H, W, 3)."""
-    pixels = ((images.detach().float().clamp(-1, 1) + 1) * 127.5).round().to("cpu").numpy().astype(np.uint8)
-    return pixels.transpose(0, 2, 3, 1)
 
 
 def _check_seeds(seeds: list[int]) -> list[int]:

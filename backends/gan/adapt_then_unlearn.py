@@ -92,7 +92,7 @@ def run(call: MethodCall) -> None:
     those adapted weights on samples without the concept (adversarial loss + repulsion)."""
     import torch
 
-    from backends.gan.adapter import from_uint8
+    from backends.pixels import from_uint8
 
     cfg: AdaptThenUnlearnConfig = call.config
     ctx, model = call.ctx, call.model

@@ -9,9 +9,7 @@ Shapes: z (N, z_dim); w (N, w_dim); ws (N, num_ws, w_dim); images (N, 3, H, W) i
 from __future__ import annotations
 
 import abc
-from typing import TYPE_CHECKING, Any
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import torch
@@ -138,17 +136,3 @@ class FaceWorldAdapter(GeneratorAdapter):
         return FaceWorldAdapter(twin)
 
 
-def to_uint8(images: "torch.Tensor") -> np.ndarray:
-    """(N, 3, H, W) in [-1, 1] -> uint8 (N, H, W, 3)."""
-    pixels = ((images.detach().float().clamp(-1, 1) + 1) * 127.5).round().cpu().numpy().astype(np.uint8)
-    return pixels.transpose(0, 2, 3, 1)
-
-
-def from_uint8(images: np.ndarray, device: str | Any = "cpu") -> "torch.Tensor":
-    """uint8 (N, H, W, 3) -> (N, 3, H, W) in [-1, 1]."""
-    import torch
-
-    array = np.asarray(images)
-    if array.ndim != 4 or array.shape[-1] != 3:
-        raise ValueError(f"expected images of shape (N, H, W, 3), got {array.shape}")
-    return torch.from_numpy(array.astype(np.float32) / 127.5 - 1.0).permute(0, 3, 1, 2).to(device)

@@ -172,7 +172,7 @@ def search(model: "GanModel", generator: "GeneratorAdapter", concept: concepts.C
     """Adam on w / W+ maximising cos(E_I(G(w)), E_T(concept)) - pull * |w - w0|^2 (mean over dims)."""
     import torch
 
-    from backends.gan.adapter import to_uint8
+    from backends.pixels import to_uint8
 
     encoder = model.encoder
     target = encoder.text_direction(concept.prompts)

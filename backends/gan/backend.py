@@ -223,7 +223,7 @@ class GanBackend(Backend):
     def generate(self, model: GanModel, config: GanGenerateConfig) -> list[Sample]:
         import torch
 
-        from backends.gan.adapter import to_uint8
+        from backends.pixels import to_uint8
 
         seeds = seeds_from(config.seed, config.count)
         with torch.no_grad():
