@@ -84,6 +84,14 @@ def stream_job(status: Any, start: Callable[[], Any], on_done: Callable[[Any], d
         yield {status: fmt.message_html(_error_text(exc), "error")}
 
 
+def cancel_job(lab: Any, request: gr.Request) -> str:
+    """Ask the visitor's running job to stop; the status line that says so."""
+    if lab.cancel(_session(request)):
+        return fmt.message_html("Cancelling: the job stops at its next step and changes nothing "
+                                "(during an evaluation, the edit is kept without metrics).")
+    return fmt.message_html("Nothing is running.")
+
+
 def metrics_estimate(metrics: Any) -> Callable[[Any], dict[Any, Any]]:
     """A ``live`` helper for jobs that evaluate: {metrics: the quick estimate's rows} each time the job's
     estimate changes (rows marked "estimating…"), else {} (the table stays as it is)."""
@@ -406,9 +414,7 @@ class BackendTab:
         yield from stream_job(c["attack_progress"], start, done, lambda state: {})
 
     def on_cancel(self, request: gr.Request) -> str:
-        if self.lab.cancel(_session(request)):
-            return fmt.message_html("Cancelling: the job stops at its next step and changes nothing.")
-        return fmt.message_html("Nothing is running.")
+        return cancel_job(self.lab, request)
 
     def on_chat(self, preset: str, message: str, request: gr.Request) -> dict[Any, Any]:
         c = self.c

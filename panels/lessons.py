@@ -12,7 +12,7 @@ import gradio as gr
 from backends import lessons, registry
 from backends.lab import Lab
 from panels import formatters as fmt
-from panels.backend_tab import _error_text, _session, metrics_estimate, stream_job
+from panels.backend_tab import _error_text, _session, cancel_job, metrics_estimate, stream_job
 
 STEPS = 3
 
@@ -38,6 +38,7 @@ class LessonsTab:
             for i in range(STEPS):
                 c[f"step{i}"] = gr.Button(f"{i + 1} · {first.steps[i].title}", elem_id=f"lesson-step{i}")
             c["learn"] = gr.Button("What did we learn?", variant="primary", elem_id="lesson-learn")
+            c["cancel"] = gr.Button("Cancel", variant="stop", elem_id="lesson-cancel")
         c["status"] = gr.HTML("", elem_id="lesson-status")
         c["gallery"] = gr.Gallery(label="Before and after (same seeds)", columns=8, height="auto",
                                   elem_id="lesson-gallery")
@@ -65,6 +66,7 @@ class LessonsTab:
             button.click(self._runner(i), [c["lesson"], c["results"]], outputs, concurrency_limit=None,
                          show_progress="hidden")
         c["learn"].click(self.on_learn, [c["lesson"], c["results"]], [c["learned"]])
+        c["cancel"].click(self.on_cancel, None, [c["status"]], queue=False)
         demo.load(self.on_open, None, [tabs, c["lesson"]])
 
     # callbacks ---------------------------------------------------------------------------
@@ -85,6 +87,9 @@ class LessonsTab:
                 c["texts"]: gr.Dataframe(value=[], visible=not image),
                 c["metrics"]: [], c["attack_summary"]: [], c["attack_note"]: "", c["attack_images"]: None,
                 c["learned"]: "", c["results"]: {}}
+
+    def on_cancel(self, request: gr.Request) -> str:
+        return cancel_job(self.lab, request)
 
     def on_learn(self, name: str, results: dict) -> str:
         lesson = lessons.LESSONS[name]

@@ -195,6 +195,12 @@ def test_a_teacher_opens_the_gan_lesson_by_url_and_runs_it_end_to_end(server, br
     wait.until(lambda d: "What did we learn?" in d.find_element(By.ID, "lesson-learned").text)
     learned = browser.find_element(By.ID, "lesson-learned").text
     assert "on 200 samples" in learned and "on your edit" in learned
+    # the lesson's own Cancel stops a step inside its method (here a second unlearning run)
+    browser.find_element(By.ID, "lesson-step1").click()
+    wait.until(lambda d: re.search(r"step \d+/\d+", d.find_element(By.ID, "lesson-status").text))
+    browser.find_element(By.ID, "lesson-cancel").click()
+    wait.until(lambda d: "Cancelled" in d.find_element(By.ID, "lesson-status").text)
+    assert "nothing was changed" in browser.find_element(By.ID, "lesson-status").text
     assert "Traceback" not in browser.page_source
 
 
