@@ -11,6 +11,7 @@ from backends.contract import AttackCall, MethodCall
 from backends.jobs import JobContext
 from backends.llm import abstention, bundles, chat, decoding, likelihood
 from backends.llm.attacks import steps_to_recover_half
+from backends.llm.hooks import token_uniforms
 from backends.llm.flat import TEMPLATE_REFUSALS, FlatConfig, flat_loss, mean_token_probability
 from backends.llm.grad_ascent import GradAscentConfig, GradDiffConfig
 from backends.llm.hooks import capture
@@ -49,7 +50,7 @@ def test_neuron_adjust_replaces_forget_like_values_by_the_mirrored_retain_value(
     # neuron 0: forget N(5, 1), retain N(0, 1); neuron 1 is not selected.
     out = torch.tensor([[[5.0, 7.0], [6.0, 7.0], [-1.0, 7.0]]])  # (B=1, T=3, I=2)
     new = adjust(out, torch.tensor([0]), torch.tensor([5.0]), torch.tensor([1.0]), torch.tensor([0.0]),
-                 torch.tensor([1.0]), torch.Generator().manual_seed(0))
+                 torch.tensor([1.0]), torch.full((1, 3, 1), 1e-9))  # coins that always allow the swap
     # x = 5 and x = 6 are far more likely under forget (p_f / (p_r + p_f) ~ 1): x -> mu_r - s_r (x - mu_f) / s_f
     assert new[0, 0, 0].item() == pytest.approx(0.0)
     assert new[0, 1, 0].item() == pytest.approx(-1.0)
@@ -63,11 +64,40 @@ def test_neuron_adjust_replaces_with_probability_p_forget():
     p_f = math.exp(-0.5 * 1.0) / 1.0
     p_r = math.exp(-0.5 * (3 / 2) ** 2) / 2.0
     out = torch.full((1, 8000, 1), 3.0)
+    coins = token_uniforms(0, 3, torch.tensor([0]), torch.arange(8000)[None], torch.zeros(1, 8000))  # (1, T, 1)
     new = adjust(out, torch.tensor([0]), torch.tensor([4.0]), torch.tensor([1.0]), torch.tensor([0.0]),
-                 torch.tensor([2.0]), torch.Generator().manual_seed(0))
+                 torch.tensor([2.0]), coins)
     replaced = new != 3.0
     assert replaced.float().mean().item() == pytest.approx(p_f / (p_r + p_f), abs=0.02)
     assert torch.allclose(new[replaced], torch.tensor(2.0))
+
+
+def test_token_uniforms_are_uniform_and_keyed_by_each_rows_own_tokens():
+    positions, ids = torch.arange(4000).repeat(2, 1), torch.randint(0, 50_000, (2, 4000))
+    coins = token_uniforms(7, 2, torch.arange(5), positions, ids)  # (2, T, 5)
+    assert coins.shape == (2, 4000, 5) and 0 <= coins.min() and coins.max() < 1
+    assert abs(coins.mean().item() - 0.5) < 0.01 and abs(coins.var().item() - 1 / 12) < 0.005
+    alone = token_uniforms(7, 2, torch.arange(5), positions[1:], ids[1:])
+    assert torch.equal(alone[0], coins[1]), "a row's coins do not depend on the other rows"
+    assert not torch.equal(token_uniforms(8, 2, torch.arange(5), positions, ids), coins), "the seed matters"
+
+
+def test_neuron_adjust_answers_a_prompt_the_same_alone_or_in_any_batch(tiny):
+    """The coins come from each token's own position and id: batch company and padding change nothing."""
+    from backends.llm.decoding import generate_greedy
+    from backends.llm.neuron_adjust import NeuronAdjustEdit
+
+    width = tiny.model.model.layers[0].mlp.gate_proj.out_features
+    layers = len(tiny.model.model.layers)
+    layer, neuron = torch.arange(layers).repeat_interleave(width), torch.arange(width).repeat(layers)
+    zeros, ones = torch.zeros(len(layer)), torch.ones(len(layer))
+    edited = registry.backend("llm").clone(tiny)
+    # equal forget and retain statistics: every value flips sign (x -> -x) on a fair coin, so coins decide
+    edited.edits = (NeuronAdjustEdit(layer, neuron, zeros, ones, zeros, ones),)
+    prompt, others = "Name a colour.", ["Write a long story about a dragon who learns to fly.", "Hi"]
+    alone = generate_greedy(edited, [prompt], max_new_tokens=12)
+    together = generate_greedy(edited, [others[0], prompt, others[1]], max_new_tokens=12)
+    assert together[1] == alone[0]
 
 
 def test_neuron_selection_is_signed_and_pooled_over_layers():

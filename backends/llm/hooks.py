@@ -59,12 +59,25 @@ def abstained_rows(state: RunState, batch: int) -> list[bool]:
 
 
 class Activation:
-    """One installation of a hook edit: its gate token and its seeded random generator."""
+    """One installation of a hook edit: its gate token, its seed, and the token positions and ids of the
+    forward pass in progress (for edits that key their randomness by token, see :func:`token_uniforms`)."""
 
     def __init__(self, seed: int):
+        self.seed = seed
+        self.positions: "torch.Tensor | None" = None  # (B, T) each token's position in its own sequence
+        self.token_ids: "torch.Tensor | None" = None  # (B, T)
+
+    def record_tokens(self, module: Any, args: Any, kwargs: dict[str, Any]) -> None:
+        """A ``forward_pre_kwargs`` hook for the decoder: keep this forward's positions and token ids."""
         import torch
 
-        self.generator = torch.Generator().manual_seed(seed)
+        ids = kwargs.get("input_ids", args[0] if args else None)
+        positions = kwargs.get("position_ids")
+        if positions is None:  # every caller here passes them; plain arange otherwise
+            width = ids.shape[1] if ids is not None else kwargs["inputs_embeds"].shape[1]
+            positions = torch.arange(width).expand(len(ids) if ids is not None else len(kwargs["inputs_embeds"]), -1)
+        self.positions = positions.long().cpu()
+        self.token_ids = ids.long().cpu() if ids is not None else torch.zeros_like(self.positions)
 
     @property
     def is_on(self) -> bool:
@@ -75,11 +88,12 @@ class HookEdit(abc.ABC):
     """An edit made of forward hooks plus the statistics that define it."""
 
     kind: str = "hook"
-    seed: int = 0   # added to the generation seed of the activation's random generator
+    seed: int = 0   # added to the generation seed: the activation's seed
 
     @abc.abstractmethod
     def hooks(self, model: "nn.Module") -> list[tuple["nn.Module", str, Callable[..., Any]]]:
-        """(module, "forward" | "forward_pre", fn(activation, module, args[, output])) triples."""
+        """(module, kind, fn) triples: kind "forward" (fn(activation, module, args, output)), "forward_pre"
+        (fn(activation, module, args)) or "forward_pre_kwargs" (fn(activation, module, args, kwargs), read only)."""
 
     @abc.abstractmethod
     def state_tensors(self) -> dict[str, "torch.Tensor"]:
@@ -124,7 +138,36 @@ def _install(module: "nn.Module", kind: str, fn: Callable[..., Any], act: Activa
         def pre_hook(mod: Any, args: Any) -> Any:
             return fn(act, mod, args) if act.is_on else None
         return module.register_forward_pre_hook(pre_hook)
+    if kind == "forward_pre_kwargs":  # reads the call's keyword arguments; never changes them
+        def pre_hook_kwargs(mod: Any, args: Any, kwargs: dict[str, Any]) -> None:
+            if act.is_on:
+                fn(act, mod, args, kwargs)
+        return module.register_forward_pre_hook(pre_hook_kwargs, with_kwargs=True)
     raise ValueError(f"unknown hook kind {kind!r}")
+
+
+_MASK31 = (1 << 31) - 1
+
+
+def _mix31(h: "torch.Tensor") -> "torch.Tensor":
+    """An integer hash on 31-bit values (int64 tensors; every product stays below 2**62)."""
+    h = ((h ^ (h >> 16)) * 0x45D9F3B) & _MASK31
+    h = ((h ^ (h >> 16)) * 0x45D9F3B) & _MASK31
+    return h ^ (h >> 16)
+
+
+def token_uniforms(seed: int, layer: int, neurons: "torch.Tensor", positions: "torch.Tensor",
+                   token_ids: "torch.Tensor") -> "torch.Tensor":
+    """Uniforms in [0, 1) keyed by (seed, layer, neuron, token position, token id): (B, T, K) for neurons
+    (K,) and positions / token ids (B, T). A row's draws depend on its own tokens only, never on which
+    other prompts share its batch, how the batch is padded, or how many forward passes came before."""
+    import torch
+
+    h = _mix31(torch.tensor((seed * 1_000_003 + layer) & _MASK31, dtype=torch.long))
+    h = _mix31((h + positions.long() * 2_654_435) & _MASK31)  # (B, T)
+    h = _mix31((h + token_ids.long() * 40_503) & _MASK31)  # (B, T)
+    h = _mix31((h[..., None] + neurons.long().cpu() * 97_787) & _MASK31)  # (B, T, K)
+    return h.double().div_(1 << 31).float()
 
 
 @dataclass

@@ -9,8 +9,10 @@ NAACL 2025; Trustworthy-ML-Lab/effective_skill_unlearning): training-free, throu
    forget skill), pooled over all layers; keep the top ``neuron_percent`` % of all neurons.
 3. Intervene at every token: for a selected neuron with value x, if N(x; mu_r, s_r) <= N(x; mu_f,
    s_f) then with probability p_f / (p_r + p_f) (p = those Gaussian densities) replace x by
-   mu_r - s_r * (x - mu_f) / s_f; the coin flips come from a generator seeded per generation call,
-   so the same prompts give the same answers.
+   mu_r - s_r * (x - mu_f) / s_f. The coin of each (neuron, token) is a hash of the seed, the layer, the
+   neuron, the token's position in its own sequence and its id (:func:`backends.llm.hooks.token_uniforms`):
+   a prompt gets the same answer alone or in any batch (a generator drawing (B, T, K) coins per batch
+   made the answer depend on the batch's shape).
 """
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from backends.config import param
 from backends.llm.skill_config import SkillConfig, resolve_skill_sets
-from backends.llm.hooks import Activation, HookEdit
+from backends.llm.hooks import Activation, HookEdit, token_uniforms
 from backends.registry import register_method
 
 if TYPE_CHECKING:
@@ -64,18 +66,19 @@ class NeuronAdjustEdit(HookEdit):
         from backends.llm.bundles import mlp_modules
 
         mlps = mlp_modules(model)
-        out = []
+        out: list[tuple[Any, str, Callable[..., Any]]] = [(model.model, "forward_pre_kwargs", Activation.record_tokens)]
         for layer in sorted(set(self.layer.tolist())):
             sel = self.layer == layer
             stats = (self.neuron[sel], self.mu_f[sel], self.s_f[sel], self.mu_r[sel], self.s_r[sel])
-            out.append((mlps[layer].gate_proj, "forward", self._make_hook(*stats)))
+            out.append((mlps[layer].gate_proj, "forward", self._make_hook(layer, *stats)))
         return out
 
     @staticmethod
-    def _make_hook(idx: "torch.Tensor", mu_f: "torch.Tensor", s_f: "torch.Tensor", mu_r: "torch.Tensor",
-                   s_r: "torch.Tensor") -> Callable[..., Any]:
+    def _make_hook(layer: int, idx: "torch.Tensor", mu_f: "torch.Tensor", s_f: "torch.Tensor",
+                   mu_r: "torch.Tensor", s_r: "torch.Tensor") -> Callable[..., Any]:
         def hook(act: Activation, module: Any, args: Any, output: "torch.Tensor") -> "torch.Tensor":
-            return adjust(output, idx, mu_f, s_f, mu_r, s_r, act.generator)
+            coin = token_uniforms(act.seed, layer, idx, act.positions, act.token_ids)  # (B, T, K)
+            return adjust(output, idx, mu_f, s_f, mu_r, s_r, coin)
         return hook
 
     def state_tensors(self) -> dict[str, "torch.Tensor"]:
@@ -88,8 +91,9 @@ def gaussian_log_density(x: "torch.Tensor", mu: "torch.Tensor", std: "torch.Tens
 
 
 def adjust(output: "torch.Tensor", idx: "torch.Tensor", mu_f: "torch.Tensor", s_f: "torch.Tensor",
-           mu_r: "torch.Tensor", s_r: "torch.Tensor", generator: "torch.Generator") -> "torch.Tensor":
-    """Neuron Adjust on (..., I) pre-activations for the neurons ``idx`` (K,): a new tensor."""
+           mu_r: "torch.Tensor", s_r: "torch.Tensor", coin: "torch.Tensor") -> "torch.Tensor":
+    """Neuron Adjust on (..., I) pre-activations for the neurons ``idx`` (K,), with one uniform ``coin``
+    (..., K) per selected value: a new tensor."""
     import torch
 
     dev = output.device
@@ -99,8 +103,7 @@ def adjust(output: "torch.Tensor", idx: "torch.Tensor", mu_f: "torch.Tensor", s_
     log_f = gaussian_log_density(x, mu_f, s_f)
     log_r = gaussian_log_density(x, mu_r, s_r)
     p_forget = torch.sigmoid(log_f - log_r)  # p_f / (p_r + p_f)
-    coin = torch.rand(x.shape, generator=generator).to(dev)
-    replace = (log_r <= log_f) & (coin < p_forget)
+    replace = (log_r <= log_f) & (coin.to(dev) < p_forget)
     shifted = mu_r - s_r * (x - mu_f) / s_f
     new = output.clone()
     new[..., idx] = torch.where(replace, shifted, x).to(output.dtype)
