@@ -287,8 +287,8 @@ TAB_RUNS = [
            "text_to_unlearn", {"steps": 3000}, "latent_search", {"starts": 2, "steps": 5}, picks="glasses"),
     TabRun("diffusion", {"seeds_per_prompt": 1}, "uce", {}, "esd_x", {"iterations": 2000},
            "synonyms", {"seeds": 1}),
-    TabRun("llm", {"per_skill": 1, "max_new_tokens": 16}, "key_space_detection", {"eval_items": 2, "eval_max_new_tokens": 24},
-           "grad_ascent", {"steps": 500}, "request_probe", {"per_skill": 8}),
+    TabRun("llm", {"per_skill": 1, "max_new_tokens": 16}, "key_space_detection",
+           {"eval_items": 2, "eval_max_new_tokens": 24}, "grad_ascent", {"steps": 500}, "request_probe", {"per_skill": 8}),
 ]
 
 

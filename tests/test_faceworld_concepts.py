@@ -37,7 +37,8 @@ def test_one_validation_with_one_length_limit(bad, message):
     assert concepts.check_text("  sun   glasses ") == "sun glasses"
 
 
-@pytest.mark.parametrize("typed, value", [("dark glasses", ("glasses", "sunglasses")), ("a big grin", ("expression", "smiling")),
+@pytest.mark.parametrize("typed, value", [("dark glasses", ("glasses", "sunglasses")),
+                                          ("a big grin", ("expression", "smiling")),
                                           ("knit hat", ("hat", "beanie")), ("a full beard", ("beard", "beard"))])
 def test_a_training_caption_wording_names_its_value_on_both_tabs(typed, value, encoder):
     """"dark glasses" is FaceWorld's own wording of sunglasses (the GAN tab's text offsets made it skin=dark)."""

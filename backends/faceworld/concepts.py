@@ -5,7 +5,8 @@ every tab (GAN, diffusion), so "spectacles" means the same everywhere.
 a value name, alone or as "<value> hair / skin / background" ("blond", "blue background"); a wording
 of FaceWorld's training captions without its joining words ("dark glasses", "big grin"). Anything
 else returns None: the GAN tab then matches it by CLIP text offsets when all its words are FaceWorld's
-(:func:`vocabulary`; "a red car" is not matched to red hair), the diffusion tab treats it as free text. ``check_text`` is the one validation of typed concepts (one length limit).
+(:func:`vocabulary`; "a red car" is not matched to red hair), the diffusion tab treats it as free text.
+``check_text`` is the one validation of typed concepts (one length limit).
 """
 from __future__ import annotations
 

@@ -115,7 +115,7 @@ def synonym_probe(call: AttackCall) -> AttackResult:
     who = "edited" if call.has_edit else "base"
     judge = "the independent judge" if before.judge_mask is not None else "CLIP (no judge knows this concept)"
     explanation = (f"On {len(seeds)} fresh samples, {judge} sees {concept.text!r} in {summary[0].after:.0f} % of the "
-                   f"{who} model's images (base {summary[0].before:.0f} %). Each bar asks the FaceWorld CLIP with "
+                   f"{who} model's images (base {summary[0].before:.0f} %). Each bar asks the guide's CLIP with "
                    f"another wording, on the same images: the worst, {worst!r}, still finds {max(edit_rates):.0f} %. "
                    "Text-to-Unlearn optimises through that CLIP, so trust the judge's row over the bars.")
     return AttackResult(summary, table, chart, explanation=explanation)
