@@ -297,6 +297,7 @@ def test_every_real_tab_end_to_end(server, browser, run):
     """On each embedded preset, as a visitor would: generate, tick picks, unlearn, cancel a second run inside its
     method (the first edit survives), draw the map, run an attack, export (both files download and parse), and
     reset (the base is back)."""
+    from selenium.common.exceptions import TimeoutException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support import expected_conditions as EC
@@ -341,6 +342,10 @@ def test_every_real_tab_end_to_end(server, browser, run):
 
     def generate() -> list[str]:
         browser.find_element(By.ID, f"{b}-generate").click()
+        try:  # the request's own progress first, so that a stale status cannot pass for the new result
+            WebDriverWait(browser, 5, poll_frequency=0.05).until(lambda d: "processing" in text("status"))
+        except TimeoutException:
+            pass  # answered faster than the first look
         wait.until(lambda d: "samples" in text("status") and "processing" not in text("status"))
         time.sleep(1)  # let the gallery or table finish re-rendering
         return shown()
