@@ -291,7 +291,9 @@ class BackendTab:
         c["run"].click(self.on_run, method_inputs,
                        [c["progress"], c["curve"], c["log"], c["metrics"], c["runs"], *gallery_outputs],
                        concurrency_limit=None, show_progress="hidden", api_name=f"{api}_run", **raw)
-        c["cancel"].click(self.on_cancel, None, [c["progress"]], queue=False, api_name=f"{api}_cancel")
+        # the cancel note goes to the status line: the running job's own stream owns the progress line, and a
+        # late "Cancelling..." there would overwrite the stream's final "Cancelled" (seen in a browser test)
+        c["cancel"].click(self.on_cancel, None, [c["status"]], queue=False, api_name=f"{api}_cancel")
 
         attack_inputs = {c["preset"], c["attack"], c["pick"]} | {
             ctrl for controls in self.attack_controls.values() for ctrl in controls.values()}
@@ -299,7 +301,7 @@ class BackendTab:
                               [c["attack_progress"], c["attack_summary"], c["attack_chart"], c["attack_table"],
                                c["attack_note"], c["attack_images"]],
                               concurrency_limit=None, show_progress="hidden", api_name=f"{api}_attack", **raw)
-        c["attack_cancel"].click(self.on_cancel, None, [c["attack_progress"]], queue=False,
+        c["attack_cancel"].click(self.on_cancel, None, [c["status"]], queue=False,
                                  api_name=f"{api}_attack_cancel")
 
         if "chat_btn" in c:

@@ -40,6 +40,7 @@ class LessonsTab:
             c["learn"] = gr.Button("What did we learn?", variant="primary", elem_id="lesson-learn")
             c["cancel"] = gr.Button("Cancel", variant="stop", elem_id="lesson-cancel")
         c["status"] = gr.HTML("", elem_id="lesson-status")
+        c["notice"] = gr.HTML("", elem_id="lesson-notice")
         c["gallery"] = gr.Gallery(label="Before and after (same seeds)", columns=8, height="auto",
                                   elem_id="lesson-gallery")
         c["texts"] = gr.Dataframe(headers=fmt.TEXT_HEADERS, value=[], wrap=True, interactive=False,
@@ -66,7 +67,7 @@ class LessonsTab:
             button.click(self._runner(i), [c["lesson"], c["results"]], outputs, concurrency_limit=None,
                          show_progress="hidden")
         c["learn"].click(self.on_learn, [c["lesson"], c["results"]], [c["learned"]])
-        c["cancel"].click(self.on_cancel, None, [c["status"]], queue=False)
+        c["cancel"].click(self.on_cancel, None, [c["notice"]], queue=False)  # the step's stream owns "status"
         demo.load(self.on_open, None, [tabs, c["lesson"]])
 
     # callbacks ---------------------------------------------------------------------------

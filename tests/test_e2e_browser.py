@@ -87,6 +87,7 @@ def browser():
 
 
 def test_generate_unlearn_and_compare_in_a_real_browser(server, browser):
+    from selenium.common.exceptions import TimeoutException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as EC
     from selenium.webdriver.support.ui import WebDriverWait
@@ -98,7 +99,16 @@ def test_generate_unlearn_and_compare_in_a_real_browser(server, browser):
     wait.until(lambda d: "What is machine unlearning?" in d.find_element(By.ID, "about-intro").text)
     browser.find_element(By.XPATH, "//button[@role='tab' and normalize-space()='Toy']").click()
 
-    wait.until(EC.element_to_be_clickable((By.ID, "toy-generate"))).click()
+    # A click in the moment the freshly opened tab mounts can be lost (seen once in ~6 runs: no request, no
+    # progress, 90 s of nothing): if Generate shows no sign of life within 20 s, click it once more.
+    for attempt in range(2):
+        wait.until(EC.element_to_be_clickable((By.ID, "toy-generate"))).click()
+        try:
+            WebDriverWait(browser, 20).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#toy-gallery img")
+                                             or "samples" in d.find_element(By.ID, "toy-status").text)
+            break
+        except TimeoutException:
+            assert attempt == 0, "Generate never answered"
     wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#toy-gallery img")) >= 6)
     assert "samples: base model" in browser.find_element(By.ID, "toy-status").text
 
