@@ -95,7 +95,8 @@ def test_generate_unlearn_and_compare_in_a_real_browser(server, browser):
     wait = WebDriverWait(browser, 90)
     browser.get(server)
     # Switch tabs: About first, then the toy backend.
-    wait.until(EC.element_to_be_clickable((By.XPATH, "//button[@role='tab' and normalize-space()='About']"))).click()
+    about = wait.until(EC.element_to_be_clickable((By.XPATH, "//button[@role='tab' and normalize-space()='About']")))
+    browser.execute_script("arguments[0].click()", about)  # the page may still shift under a pointer click
     wait.until(lambda d: "What is machine unlearning?" in d.find_element(By.ID, "about-intro").text)
     browser.find_element(By.XPATH, "//button[@role='tab' and normalize-space()='Toy']").click()
 
