@@ -342,8 +342,8 @@ def test_every_real_tab_end_to_end(server, browser, run):
             box.clear()
             box.send_keys(str(value), Keys.TAB)
 
-    def choose(dropdown: str, title: str) -> None:
-        browser.find_element(By.CSS_SELECTOR, f"#{b}-{dropdown} input").click()
+    def choose(dropdown: str, title: str) -> None:  # waits: an accordion just opened mounts its content lazily
+        wait.until(EC.element_to_be_clickable((By.CSS_SELECTOR, f"#{b}-{dropdown} input"))).click()
         wait.until(lambda d: [o for o in d.find_elements(By.CSS_SELECTOR, "[role=option]")
                               if o.text.strip(" ✓\n") == title])[0].click()
 
