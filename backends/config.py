@@ -30,15 +30,19 @@ def param(
     max_items: int | None = None,
     widget: Widget | None = None,
     advanced: bool = False,
+    evaluation: bool = False,
 ) -> Any:
     """A dataclass field with UI metadata.
 
     ``widget`` is inferred from the field's type when omitted: ``bool``, ``int``, ``float``,
     ``str`` (``choice`` when ``choices`` is given) and ``tuple[str, ...]`` (``lines``: one item
-    per line). ``picked`` is a ``tuple[int, ...]`` of sample seeds the user ticks in the gallery.
+    per line). ``picked`` is a ``tuple[int, ...]`` of the gallery samples the user ticks. ``evaluation``
+    marks how the before/after is measured (not how the method edits): such fields, which the backends'
+    base configs declare, are listed after the method's own.
     """
     meta = dict(help=help, label=label, min=min, max=max, step=step, choices=choices,
-                max_length=max_length, max_items=max_items, widget=widget, advanced=advanced)
+                max_length=max_length, max_items=max_items, widget=widget, advanced=advanced,
+                evaluation=evaluation)
     if isinstance(default, (list, dict, set)):
         raise TypeError("use a tuple (immutable) as default, not a mutable container")
     return dataclasses.field(default=default, metadata=meta)
@@ -60,6 +64,7 @@ class FieldSpec:
     max_length: int | None = None
     max_items: int | None = None
     advanced: bool = False
+    evaluation: bool = False
 
 
 def _infer_widget(tp: Any, choices: tuple[str, ...] | None) -> Widget:
@@ -81,7 +86,8 @@ def _infer_widget(tp: Any, choices: tuple[str, ...] | None) -> Widget:
 
 
 def field_specs(config_cls: type) -> list[FieldSpec]:
-    """One :class:`FieldSpec` per field of a config dataclass, in declaration order."""
+    """One :class:`FieldSpec` per field of a config dataclass: the method's own fields in declaration order,
+    then the evaluation fields (a base config declares them first, the form lists them last)."""
     if not dataclasses.is_dataclass(config_cls):
         raise TypeError(f"{config_cls!r} is not a dataclass")
     hints = typing.get_type_hints(config_cls)
@@ -96,8 +102,9 @@ def field_specs(config_cls: type) -> list[FieldSpec]:
             name=f.name, widget=widget, default=f.default, label=label, help=meta["help"],
             min=meta["min"], max=meta["max"], step=meta["step"], choices=meta["choices"],
             max_length=meta["max_length"], max_items=meta["max_items"], advanced=meta["advanced"],
+            evaluation=meta["evaluation"],
         ))
-    return specs
+    return sorted(specs, key=lambda spec: spec.evaluation)  # stable: declaration order within each part
 
 
 def _refuse_control_characters(name: str, text: str) -> None:

@@ -17,24 +17,26 @@ imported by the package's ``__init__`` (tab order), holding:
   config=..., paper=...)``: it edits ``call.model`` in place, reads ``call.base`` only, reports through
   ``call.ctx`` (progress, live metrics, cancel checks) and raises ValueError on input it cannot use.
 
-The UI's method dropdown, the start-up warm-up, the contract tests and the quality benchmarks (``bench.gan``,
-``bench.diffusion``, ``bench.llm``) list methods from the registry, so nothing else has to name the method.
-What each backend reads from a method config:
+Each backend's base config holds what the backend reads from every method config; a method config
+subclasses it and adds its own fields (the form lists the base's evaluation fields, ``param(evaluation=True)``,
+after them):
 
-- GAN (``backends/gan``): ``concept`` (text up to ``concepts.MAX_CONCEPT_CHARS``, resolved by
-  ``backends.gan.concepts.resolve``), ``eval_samples`` (int) and ``seed`` (int): ``GanBackend.evaluate`` and
-  ``warm_up`` read ``concept`` and ``eval_samples`` as attributes (an optional ``neutral``, default "a face"),
-  ``bench.gan`` sets ``concept`` and ``seed``. No shared base class.
-- Diffusion (``backends/diffusion``): ``concept`` (``common.concept_field()``, checked by
-  ``faceworld.concepts.check_text`` in ``__post_init__``), ``eval_prompts`` and ``eval_seeds``
-  (``common.eval_prompts_field()`` / ``eval_seeds_field()``; ``DiffusionBackend.evaluate``, and ``warm_up``
-  through it, read them with ``getattr`` defaults 3 and 4) and ``smoke()``; ``bench.diffusion`` sets
-  ``concept`` (and ``forget_images`` when the config has it). No shared base class: each config repeats
-  these fields.
-- LLM (``backends/llm``): subclass ``backends.llm.skill_config.SkillConfig`` (``forget_skill``,
-  ``retain_skills``, pasted prompts, ``probe_items``, ``eval_items``, ``eval_max_new_tokens``), which
-  ``LLMBackend.evaluate`` and ``warm_up`` read (with ``getattr`` defaults); ``bench.llm`` builds
-  ``config(forget_skill=..., eval_items=...)``.
+- GAN: ``backends.gan.concept_config.GanConceptConfig``: ``concept`` (text up to
+  ``concepts.MAX_CONCEPT_CHARS``, resolved by ``backends.gan.concepts.resolve``) and ``eval_samples``, which
+  ``GanBackend.evaluate`` and ``warm_up`` read (with an optional ``neutral``, default "a face");
+  ``bench.gan`` sets ``concept`` and, when the config has one, ``seed``.
+- Diffusion: ``backends.diffusion.erasure_config.ErasureConfig``: ``concept`` (checked by
+  ``faceworld.concepts.check_text``), ``eval_prompts`` and ``eval_seeds``, which ``DiffusionBackend.evaluate``
+  and ``warm_up`` read; ``bench.diffusion`` sets ``concept`` (and ``forget_images`` when the config has it).
+  Diffusion attacks subclass its ``ConceptConfig`` (the concept alone).
+- LLM: ``backends.llm.skill_config.SkillConfig``: ``forget_skill``, ``retain_skills``, pasted prompts,
+  ``probe_items``, ``eval_items`` and ``eval_max_new_tokens``, which ``LLMBackend.evaluate`` and ``warm_up``
+  read; ``bench.llm`` builds ``config(forget_skill=..., eval_items=...)``.
+
+The UI's method dropdown, the start-up warm-up, the contract tests and the quality benchmarks (``bench.gan``,
+``bench.diffusion``, ``bench.llm``) list methods from the registry, so nothing else has to name the method
+(``tests/test_method_contract.py`` registers a throwaway method and finds it in each, and checks that every
+shipped config extends its backend's base).
 
 :meth:`Backend.concept_of` names what a config unlearns from ``concept``, ``forget_skill`` or ``skill``.
 """

@@ -137,12 +137,13 @@ def test_no_registered_method_encodes_an_eval_prompt_or_seed(tiny, backend, monk
 
 def test_evaluation_seeds_are_disjoint_from_gallery_and_training_seeds():
     from backends.diffusion.backend import DiffusionGenerateConfig
-    from backends.diffusion.common import eval_seeds_field
+    from backends.diffusion.erasure_config import ErasureConfig
 
     fields = {f.name: f.metadata for f in dataclasses.fields(DiffusionGenerateConfig)}
     gallery = set(range(int(fields["first_seed"]["min"]),
                         int(fields["first_seed"]["max"]) + int(fields["seeds_per_prompt"]["max"])))
-    most = max(int(eval_seeds_field().metadata["max"]), 256)  # the tab's largest, and a benchmark's
+    eval_seeds = next(f for f in dataclasses.fields(ErasureConfig) if f.name == "eval_seeds")
+    most = max(int(eval_seeds.metadata["max"]), 256)  # the tab's largest, and a benchmark's
     measured = {split: set(prompt_sets.measure_seeds(most, split)) for split in ("tune", "eval")}
     training = set(prompt_sets.train_seeds(0, 1000)) | set(prompt_sets.train_seeds(2**31 - 1, 1000))
     training |= {prompt_sets.TRAIN_SEEDS.start, prompt_sets.TRAIN_SEEDS.stop - 1}

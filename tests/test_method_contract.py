@@ -3,31 +3,33 @@ the way a method file registers itself shows up in the registry, the tab's metho
 benchmark's method list, and passes the contract smoke run; unregistered, it is gone from the registry."""
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
 
 import pytest
 
 from backends import registry
-from backends.config import build_config, param
+from backends.config import build_config, field_specs, param
 from backends.contract import MethodCall
+from backends.gan.concept_config import GanConceptConfig
 from tests.cancel_anywhere import smoke_values
 
 NAME = "throwaway_nudge"
 TITLE = "Throwaway nudge (test only)"
 
 
+#: Each backend's base method config (the contract's concept or skill, evaluation fields and ``smoke()``).
+BASE_CONFIGS = {"gan": "backends.gan.concept_config.GanConceptConfig",
+                "diffusion": "backends.diffusion.erasure_config.ErasureConfig",
+                "llm": "backends.llm.skill_config.SkillConfig"}
+
+
 @dataclass(frozen=True)
-class NudgeConfig:
-    """The GAN method config contract: concept, eval_samples, seed, plus the method's own fields."""
+class NudgeConfig(GanConceptConfig):
+    """The GAN method config contract (concept, eval_samples) plus the method's own fields."""
 
-    concept: str = param("glasses", help="What to forget")
     strength: float = param(0.05, help="Size of the nudge", min=0.0, max=1.0)
-    eval_samples: int = param(200, help="Samples for the evaluation", min=20, max=5000)
     seed: int = param(0, help="Seed of the nudge", min=0, max=2**31 - 1, advanced=True)
-
-    @classmethod
-    def smoke(cls) -> "NudgeConfig":
-        return cls(eval_samples=40)
 
 
 def nudge(call: MethodCall) -> None:
@@ -66,6 +68,26 @@ def test_registry_lists_it_and_its_form_builds(throwaway):
     assert build_config(throwaway.config, {}) == NudgeConfig()
     with pytest.raises(ValueError, match="Strength"):
         build_config(throwaway.config, {"strength": 2.0})
+
+
+def test_its_form_lists_the_method_fields_then_the_evaluation_fields(throwaway):
+    assert [spec.name for spec in field_specs(throwaway.config)] == ["concept", "strength", "seed", "eval_samples"]
+    assert NudgeConfig.smoke() == NudgeConfig(eval_samples=40)  # the base config's cheap settings
+
+
+@pytest.mark.parametrize("backend", sorted(BASE_CONFIGS))
+def test_every_shipped_method_config_extends_its_backends_base_config(backend):
+    module, _, name = BASE_CONFIGS[backend].rpartition(".")
+    base = getattr(importlib.import_module(module), name)
+    methods = registry.methods(backend)
+    assert methods
+    for method in methods:
+        config = registry.method(backend, method).config
+        assert issubclass(config, base), f"{backend}.{method}: {config.__name__} does not extend {base.__name__}"
+        assert callable(getattr(config, "smoke", None)), f"{backend}.{method} has no smoke()"
+        specs = field_specs(config)
+        evaluation = [spec.evaluation for spec in specs]
+        assert evaluation == sorted(evaluation), f"{backend}.{method}: an evaluation field before a method field"
 
 
 def test_the_tab_offers_it_with_its_form(lab, throwaway):

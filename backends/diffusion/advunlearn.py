@@ -30,12 +30,9 @@ from typing import TYPE_CHECKING
 
 from backends.config import param
 from backends.contract import MethodCall
-from backends.diffusion.common import (
-    adam, check_concept_drawn, concept_field, esd_target, eval_prompts_field, eval_seeds_field, NoisyPool,
-    training_prompts,
-)
+from backends.diffusion.common import NoisyPool, adam, check_concept_drawn, esd_target, training_prompts
+from backends.diffusion.erasure_config import ErasureConfig
 from backends.diffusion.metrics import retain_prompts
-from backends.faceworld.concepts import check_text
 from backends.registry import register_method
 
 if TYPE_CHECKING:
@@ -43,11 +40,10 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
-class AdvUnlearnConfig:
+class AdvUnlearnConfig(ErasureConfig):
     """AdvUnlearn settings (authors: 1000 iterations, lr 1e-5, warm-up 200, attack 30 steps, k 1, gamma 0.3, eta 1
     in their form of the ESD target, 2 in ours)."""
 
-    concept: str = concept_field()
     iterations: int = param(60, min=1, max=5000, help="Outer iterations (authors: 1000).")
     warmup: int = param(10, min=0, max=5000, help="Iterations without the attack first (authors: 200).")
     lr: float = param(3e-4, min=1e-7, max=1e-2,
@@ -68,11 +64,6 @@ class AdvUnlearnConfig:
     reuse: int = param(5, min=1, max=50, advanced=True,
                        help="x_t draws per sampled trajectory (1 = resample every iteration, as the authors).")
     seed: int = param(0, min=0, max=2**31 - 1, advanced=True, help="Seed of noise, steps and attack starts.")
-    eval_prompts: int = eval_prompts_field()
-    eval_seeds: int = eval_seeds_field()
-
-    def __post_init__(self) -> None:
-        check_text(self.concept)
 
     @classmethod
     def smoke(cls) -> "AdvUnlearnConfig":

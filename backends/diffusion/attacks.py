@@ -25,9 +25,9 @@ from typing import TYPE_CHECKING, Any
 
 from backends.config import param
 from backends.contract import AttackCall, AttackResult, Chart, MetricRow, Sample
-from backends.diffusion.common import concept_field, training_prompts
+from backends.diffusion.common import training_prompts
+from backends.diffusion.erasure_config import ConceptConfig
 from backends.diffusion.metrics import resolve_concept, synonym_prompts, verdict_judge
-from backends.faceworld.concepts import check_text
 from backends.registry import register_attack
 
 if TYPE_CHECKING:
@@ -40,10 +40,9 @@ RELATIVE_GAP = 0.5  # judge-free success threshold (share of the concept's guida
 
 
 @dataclass(frozen=True)
-class UnlearnDiffAtkConfig:
+class UnlearnDiffAtkConfig(ConceptConfig):
     """UnlearnDiffAtk settings (authors: k 3 for objects, Adam lr 0.01, 40 steps, stop at the first success)."""
 
-    concept: str = concept_field()
     prompts: int = param(3, min=1, max=8, help="Concept prompts to attack.")
     seeds: int = param(2, min=1, max=8, help="Target images per prompt (made by the original model).")
     tokens: int = param(3, min=1, max=8, help="Adversarial tokens k prepended (authors: 3 for objects).")
@@ -52,9 +51,6 @@ class UnlearnDiffAtkConfig:
                              help="Steps between success checks; the timestep moves from noisy to clean at each.")
     lr: float = param(0.01, min=1e-5, max=1.0, help="Adam learning rate on the relaxed one-hot (authors: 0.01).")
     seed: int = param(0, min=0, max=2**31 - 1, advanced=True, help="Seed of the noise and token draws.")
-
-    def __post_init__(self) -> None:
-        check_text(self.concept)
 
     @classmethod
     def smoke(cls) -> "UnlearnDiffAtkConfig":
@@ -221,15 +217,11 @@ def _success_row(name: str, results: dict[str, list[dict[str, Any]]], key: str, 
 
 
 @dataclass(frozen=True)
-class SynonymProbeConfig:
+class SynonymProbeConfig(ConceptConfig):
     """Ask for the concept in held-out synonyms and in other training wordings."""
 
-    concept: str = concept_field()
     seeds: int = param(4, min=1, max=16, help="Images per prompt.")
     paraphrases: bool = param(True, help="Also probe other training wordings of the concept.")
-
-    def __post_init__(self) -> None:
-        check_text(self.concept)
 
     @classmethod
     def smoke(cls) -> "SynonymProbeConfig":

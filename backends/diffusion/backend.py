@@ -17,6 +17,7 @@ from backends.faceworld.concepts import MAX_CONCEPT_CHARS
 from backends.registry import register_backend
 
 if TYPE_CHECKING:
+    from backends.diffusion.erasure_config import ErasureConfig
     from backends.diffusion.pipeline import DiffusionModel
     from backends.jobs import JobContext
 
@@ -109,13 +110,12 @@ class DiffusionBackend(Backend):
                 for (group, prompt, seed), image, label in zip(table, images, labels)]
 
     # ------------------------------------------------------------------ evaluation
-    def evaluate(self, base: "DiffusionModel", edited: "DiffusionModel", method_config: Any,
+    def evaluate(self, base: "DiffusionModel", edited: "DiffusionModel", method_config: "ErasureConfig",
                  ctx: "JobContext") -> list[MetricRow]:
         from backends.diffusion.evaluation import evaluate_edit
 
-        return evaluate_edit(base, edited, self.concept_of(method_config),
-                             per_group=int(getattr(method_config, "eval_prompts", 3)),
-                             seeds=int(getattr(method_config, "eval_seeds", 4)), ctx=ctx)
+        return evaluate_edit(base, edited, method_config.concept, per_group=method_config.eval_prompts,
+                             seeds=method_config.eval_seeds, ctx=ctx)
 
     def warm_up(self, base: "DiffusionModel", method_config: Any, ctx: "JobContext") -> None:
         """The base's and the gold models' evaluation images (kept by the frozen models' generation

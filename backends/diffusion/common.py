@@ -10,12 +10,11 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
-from backends.config import param
 from backends.diffusion.metrics import (
     ConceptTarget, eval_prompts, resolve_concept, retain_prompts,
 )
 from backends.diffusion.prompt_sets import TRAIN_SEEDS, concept_prompts, train_seeds
-from backends.faceworld.concepts import MAX_CONCEPT_CHARS, check_text
+from backends.faceworld.concepts import check_text
 
 if TYPE_CHECKING:
     import numpy as np
@@ -26,22 +25,6 @@ if TYPE_CHECKING:
 
 MIN_BASE_RATE = 0.25  # below this share of concept images, the base model "never draws" the concept
 CHECK_SEEDS = 4       # seeds per concept prompt for that check (the evaluation reuses them)
-
-
-def concept_field(default: str = "glasses") -> Any:
-    return param(default, help="The concept to erase, in words (e.g. glasses, hat, beard, sunglasses).",
-                 max_length=MAX_CONCEPT_CHARS)
-
-
-def eval_seeds_field(default: int = CHECK_SEEDS) -> Any:
-    return param(default, min=1, max=32, advanced=True,
-                 help="Evaluation: images per prompt (same seeds before and after). More = slower, steadier.")
-
-
-def eval_prompts_field(default: int = 3) -> Any:
-    return param(default, min=1, max=12, advanced=True,
-                 help="Evaluation: prompts per group (concept, neighbouring, unrelated), worded apart from "
-                      "every prompt a method trains on. More = slower, narrower intervals.")
 
 
 def split_lines(items: tuple[str, ...] | str) -> tuple[str, ...]:

@@ -26,11 +26,8 @@ from typing import TYPE_CHECKING, Callable
 
 from backends.config import param
 from backends.contract import MethodCall
-from backends.diffusion.common import (
-    NoisyPool, adam, check_concept_drawn, concept_field, esd_target, eval_prompts_field, eval_seeds_field,
-    training_prompts,
-)
-from backends.faceworld.concepts import check_text
+from backends.diffusion.common import NoisyPool, adam, check_concept_drawn, esd_target, training_prompts
+from backends.diffusion.erasure_config import ErasureConfig
 from backends.registry import register_method
 
 if TYPE_CHECKING:
@@ -56,10 +53,9 @@ TRAINED: dict[str, Callable[[str], bool]] = {"esd_x": _cross_attention, "esd_u":
 
 
 @dataclass(frozen=True)
-class ESDConfig:
+class ESDConfig(ErasureConfig):
     """ESD settings (authors: 200 iterations, lr 5e-5, eta 2 in our form, guidance 3, 50 DDIM steps)."""
 
-    concept: str = concept_field()
     iterations: int = param(120, min=1, max=2000, help="Training iterations (authors: 200, batch 1).")
     batch: int = param(2, min=1, max=16, help="Prompts (x_t samples) per iteration (authors: 1).")
     lr: float = param(1e-3, min=1e-7, max=1e-2, help="Adam learning rate (authors: 5e-5 on SD 1.4).")
@@ -74,11 +70,6 @@ class ESDConfig:
                        help="x_t draws (random steps) per sampled trajectory; 1 = resample every iteration "
                             "as the authors do.")
     seed: int = param(0, min=0, max=2**31 - 1, advanced=True, help="Seed of the noise and step draws.")
-    eval_prompts: int = eval_prompts_field()
-    eval_seeds: int = eval_seeds_field()
-
-    def __post_init__(self) -> None:
-        check_text(self.concept)
 
     @classmethod
     def smoke(cls) -> "ESDConfig":

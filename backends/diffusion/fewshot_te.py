@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 from backends.config import param
 from backends.contract import MethodCall
-from backends.diffusion.common import adam, concept_field, eval_prompts_field, eval_seeds_field, training_prompts
-from backends.faceworld.concepts import check_text
+from backends.diffusion.common import adam, training_prompts
+from backends.diffusion.erasure_config import ErasureConfig
 from backends.registry import register_method
 
 if TYPE_CHECKING:
@@ -48,10 +48,9 @@ def fewshot_trainable(encoder: Any):
 
 
 @dataclass(frozen=True)
-class FewShotConfig:
+class FewShotConfig(ErasureConfig):
     """Few-shot erasure settings (authors: lr 1e-5, betas (0.9, 0.98), batch 2, 4-5 epochs, ~4 images)."""
 
-    concept: str = concept_field()
     forget_images: tuple[int, ...] = param((), widget="picked", max_items=16,
                                            help="Tick, in the gallery, a few images showing the concept (2-8).")
     epochs: int = param(15, min=1, max=50,
@@ -60,11 +59,6 @@ class FewShotConfig:
                       help="Adam learning rate (authors: 1e-5 on SD's CLIP; FaceWorld's encoder needs more).")
     batch: int = param(2, min=1, max=8, help="Images per step (authors: 2).")
     seed: int = param(0, min=0, max=2**31 - 1, advanced=True, help="Seed of the noise and timestep draws.")
-    eval_prompts: int = eval_prompts_field()
-    eval_seeds: int = eval_seeds_field()
-
-    def __post_init__(self) -> None:
-        check_text(self.concept)
 
     @classmethod
     def smoke(cls) -> "FewShotConfig":

@@ -21,11 +21,8 @@ from typing import TYPE_CHECKING
 
 from backends.config import param
 from backends.contract import MethodCall
-from backends.diffusion.common import (
-    adam, check_concept_drawn, concept_field, concept_images, eval_prompts_field, eval_seeds_field, retain_images,
-    reworded_prompts,
-)
-from backends.faceworld.concepts import check_text
+from backends.diffusion.common import adam, check_concept_drawn, concept_images, retain_images, reworded_prompts
+from backends.diffusion.erasure_config import ErasureConfig
 from backends.registry import register_method
 
 if TYPE_CHECKING:
@@ -35,10 +32,9 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
-class SalUnConfig:
+class SalUnConfig(ErasureConfig):
     """SalUn settings (authors: mask 50%, lr 1e-5, alpha 0.1-0.5, batch 8, hundreds of images)."""
 
-    concept: str = concept_field()
     pseudo_prompt: str = param("", max_length=120,
                                help="Prompt c' whose prediction replaces the concept's; empty = each forget prompt "
                                     "reworded to the concept's absence (\"a face without glasses\").")
@@ -50,11 +46,6 @@ class SalUnConfig:
     batch: int = param(4, min=1, max=32, help="Forget and retain images per step (authors: 8).")
     lr: float = param(5e-4, min=1e-7, max=1e-2, help="Adam learning rate (authors: 1e-5 on SD).")
     seed: int = param(0, min=0, max=2**31 - 1, advanced=True, help="Seed of image, noise and timestep draws.")
-    eval_prompts: int = eval_prompts_field()
-    eval_seeds: int = eval_seeds_field()
-
-    def __post_init__(self) -> None:
-        check_text(self.concept)
 
     @classmethod
     def smoke(cls) -> "SalUnConfig":

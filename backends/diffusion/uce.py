@@ -36,11 +36,11 @@ from typing import TYPE_CHECKING
 from backends.config import param
 from backends.contract import MethodCall
 from backends.diffusion.common import (
-    check_concept_drawn, check_lists_disjoint, concept_field, eval_prompts_field, eval_seeds_field, reworded_prompts,
-    split_lines, training_prompts,
+    check_concept_drawn, check_lists_disjoint, reworded_prompts, split_lines, training_prompts,
 )
+from backends.diffusion.erasure_config import ErasureConfig
 from backends.diffusion.metrics import retain_prompts
-from backends.faceworld.concepts import MAX_CONCEPT_CHARS, check_text
+from backends.faceworld.concepts import MAX_CONCEPT_CHARS
 from backends.registry import register_method
 
 if TYPE_CHECKING:
@@ -52,11 +52,10 @@ TOKEN_SCOPES = ("all", "to_end", "last")
 
 
 @dataclass(frozen=True)
-class UCEConfig:
+class UCEConfig(ErasureConfig):
     """UCE settings (authors' defaults: lam 0.5, erase scale 1, preserve scale 1, guide "", states from the
     concept's last token to the end); ours erase at scale 2 with lam 5 (see the module docstring)."""
 
-    concept: str = concept_field()
     also_erase: tuple[str, ...] = param((), max_items=8, max_length=MAX_CONCEPT_CHARS,
                                         help="More concepts to erase at once, one per line (optional).")
     paraphrases: bool = param(True, help="Also erase each concept's other wordings from the training captions "
@@ -77,11 +76,9 @@ class UCEConfig:
     tokens: str = param("to_end", choices=TOKEN_SCOPES, advanced=True,
                         help="Text states to edit: every position (bidirectional encoders), from the concept's "
                              "last real token to the end (official code), or that token only (paper).")
-    eval_prompts: int = eval_prompts_field()
-    eval_seeds: int = eval_seeds_field()
 
     def __post_init__(self) -> None:
-        check_text(self.concept)
+        super().__post_init__()
         check_lists_disjoint((self.concept,) + split_lines(self.also_erase), split_lines(self.preserve))
 
     @classmethod

@@ -40,6 +40,7 @@ from backends.config import param
 from backends.contract import MethodCall
 from backends.gan import concepts
 from backends.gan.backend import require_concept_in_base
+from backends.gan.concept_config import GanConceptConfig
 from backends.registry import register_method
 
 if TYPE_CHECKING:
@@ -55,7 +56,7 @@ REPULSION_CHOICES = ("l2", "exp", "reci")
 
 
 @dataclass(frozen=True)
-class AdaptThenUnlearnConfig:
+class AdaptThenUnlearnConfig(GanConceptConfig):
     """Settings of Adapt-then-Unlearn (defaults scaled for a 2-core CPU; see the module docstring)."""
 
     picked: tuple[int, ...] = param((), widget="picked", max_items=64,
@@ -75,8 +76,6 @@ class AdaptThenUnlearnConfig:
     gamma: float = param(1.0, help="Repulsion weight gamma (official: 0.8-1.2)", min=0.0, max=1000.0)
     batch_size: int = param(16, help="Batch size (official: 16)", min=2, max=64)
     lr: float = param(0.001, help="Adam learning rate of G and D (official: 0.002)", min=1e-5, max=0.1)
-    eval_samples: int = param(200, help="Samples used to measure presence, degree and preservation",
-                              min=20, max=5000)
     seed: int = param(0, help="Random seed of the latent draws", min=0, max=2**31 - 1, advanced=True)
 
     @classmethod

@@ -55,6 +55,7 @@ from backends.config import param
 from backends.contract import MethodCall
 from backends.gan import concepts
 from backends.gan.backend import require_concept_in_base
+from backends.gan.concept_config import GanConceptConfig
 from backends.registry import register_method
 
 if TYPE_CHECKING:
@@ -77,11 +78,9 @@ RANK_LATENTS = 32
 
 
 @dataclass(frozen=True)
-class TextToUnlearnConfig:
+class TextToUnlearnConfig(GanConceptConfig):
     """Settings of Text-to-Unlearn (defaults scaled for a 2-core CPU; see the module docstring)."""
 
-    concept: str = param("glasses", help="What to forget, in your words (e.g. glasses, a smile, spectacles)",
-                         max_length=concepts.MAX_CONCEPT_CHARS)
     neutral: str = param("a face", help="Neutral text: the direction is '<neutral> with <concept>' minus this",
                          max_length=concepts.MAX_CONCEPT_CHARS)
     direction: str = param("text", choices=("text", "mapper"),
@@ -109,8 +108,6 @@ class TextToUnlearnConfig:
                              help="Directional loss on latents showing the concept (text mode) or on all")
     mapper_steps: int = param(60, help="Latent-mapper training steps (direction = mapper)", min=1, max=2000,
                               advanced=True)
-    eval_samples: int = param(200, help="Samples used to measure presence, degree and preservation",
-                              min=20, max=5000)
     seed: int = param(0, help="Random seed of the latent draws", min=0, max=2**31 - 1, advanced=True)
 
     @classmethod

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
     from backends.jobs import JobContext
     from backends.llm.bundles import LLMBundle
+    from backends.llm.skill_config import SkillConfig
     from backends.llm.skills import SkillItem
 
 #: Answer length caps per skill while evaluating (a function, a short story, a sentence, a word);
@@ -141,20 +142,20 @@ def _results_from_arrays(arrays: dict[str, Any]) -> dict[str, Any]:
     return {name: value.tolist() for name, value in arrays.items()}
 
 
-def evaluated_skills(method_config: Any, forgotten: tuple[str, ...]) -> tuple[tuple[str, ...], ...]:
+def evaluated_skills(method_config: "SkillConfig", forgotten: tuple[str, ...]) -> tuple[tuple[str, ...], ...]:
     """(earlier, forget, retain) skills an evaluation of ``method_config`` scores on a model whose earlier
     requests unlearned ``forgotten``: those earlier forget skills, the forget skill (none for pasted prompts
     only) and the retain skills (the earlier ones left out)."""
-    forget = getattr(method_config, "forget_skill", CUSTOM)
+    forget = method_config.forget_skill
     earlier = tuple(s for s in forgotten if s != forget)  # continual requests: unlearned before
-    retain = tuple(s for s in retain_skill_names(forget, getattr(method_config, "retain_skills", ()), earlier)
+    retain = tuple(s for s in retain_skill_names(forget, method_config.retain_skills, earlier)
                    if s not in earlier)
     return earlier, (forget,) if forget != CUSTOM else (), retain
 
 
-def evaluation_size(method_config: Any) -> tuple[int, int]:
+def evaluation_size(method_config: "SkillConfig") -> tuple[int, int]:
     """(items per skill and split, answer-length cap) of an evaluation."""
-    return getattr(method_config, "eval_items", 16), getattr(method_config, "eval_max_new_tokens", 96)
+    return method_config.eval_items, method_config.eval_max_new_tokens
 
 
 def rate_row(name: str, before: list[bool], after: list[bool], help: str, better: str | None) -> MetricRow:
@@ -220,17 +221,17 @@ class LLMBackend(Backend):
         (prompt,) = parse_user_prompts(" ".join(message.split()))  # one line; length-checked
         return generate_greedy(model, [prompt], max_new_tokens=max_new_tokens)[0]
 
-    def warm_up(self, base: "LLMBundle", method_config: Any, ctx: "JobContext") -> None:
+    def warm_up(self, base: "LLMBundle", method_config: "SkillConfig", ctx: "JobContext") -> None:
         _, forget, retain = evaluated_skills(method_config, base.forgotten)
         n, max_new = evaluation_size(method_config)
         for skill in forget + retain:
             for split in EVAL_SPLITS:
                 base_skill_results(base, skill, n, max_new, ctx, split=split)
 
-    def evaluate(self, base: "LLMBundle", edited: "LLMBundle", method_config: Any,
+    def evaluate(self, base: "LLMBundle", edited: "LLMBundle", method_config: "SkillConfig",
                  ctx: "JobContext") -> list[MetricRow]:
         earlier, forget_skills, retain = evaluated_skills(method_config, edited.forgotten)
-        forget = getattr(method_config, "forget_skill", CUSTOM)
+        forget = method_config.forget_skill
         if forget_skills:
             edited.forgotten = earlier + forget_skills
         n, max_new = evaluation_size(method_config)
@@ -277,7 +278,7 @@ class LLMBackend(Backend):
             if retain_drops:
                 rows.append(MetricRow(f"retain max relative drop, {wording}", None, max(retain_drops), better="lower",
                                       help="Largest relative score drop over the retain skills."))
-        pasted = parse_pasted(getattr(method_config, "forget_prompts", ""), "forget prompts")
+        pasted = parse_pasted(method_config.forget_prompts, "forget prompts")
         if pasted:
             from backends.llm.decoding import generate_greedy
             from backends.llm.scoring import is_refusal

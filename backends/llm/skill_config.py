@@ -37,10 +37,10 @@ class SkillConfig:
     probe_items: int = param(60, min=0, max=500, advanced=True,
                              help="Forget-skill probe prompts used (0: the whole probe half); the retain set "
                                   "gets as many, spread evenly over the retain skills.")
-    eval_items: int = param(16, min=0, max=500, label="Evaluation prompts per skill",
+    eval_items: int = param(16, min=0, max=500, label="Evaluation prompts per skill", evaluation=True,
                             help="Held-out prompts per skill and split (test half; unseen phrasings, at most 24) "
                                  "for the before/after scores (0: all of them).")
-    eval_max_new_tokens: int = param(160, min=8, max=512, advanced=True,
+    eval_max_new_tokens: int = param(160, min=8, max=512, advanced=True, evaluation=True,
                                      help="Answer length cap while evaluating (each skill also has its own "
                                           "cap: 160 code, 96 story, 40 QA, 24 antonyms tokens).")
 
