@@ -74,7 +74,7 @@ def _attack_asr(base, model, concept: str, targets: int) -> float:
 
 def sets_disjoint() -> bool:
     """No prompt of any FaceWorld concept (its own, its paraphrases, neighbouring or unrelated) is in two splits."""
-    from backends.diffusion.metrics import resolve_concept
+    from backends.diffusion.prompt_sets import resolve_concept
     from backends.faceworld.concepts import known_words
     from backends.diffusion.prompt_sets import (
         COLLATERAL_GROUPS, SPLITS, collateral_prompts, concept_prompts, normalise_prompt, paraphrase_prompts,
@@ -106,7 +106,7 @@ def _presence_rows(prefix: str, heldout, train) -> Iterator[dict]:
 
 def _rows(prefix: str, concept: str, before, after, train_after, seconds: float | None, asr: float) -> Iterator[dict]:
     from backends.diffusion.evaluation import collateral_attr_pts, collateral_prompt_pts
-    from backends.diffusion.metrics import resolve_concept
+    from backends.diffusion.prompt_sets import resolve_concept
 
     yield from _presence_rows(prefix, after, train_after)
     yield {"name": f"{prefix}.collateral_prompt_max_pts", "value": round(collateral_prompt_pts(before, after), 2),

@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> None:
     from backends import registry
     from backends.device import pick_device
     from backends.diffusion.evaluation import collateral_attr_pts, collateral_prompt_pts, score_models
-    from backends.diffusion.metrics import resolve_concept
+    from backends.diffusion.prompt_sets import resolve_concept
     from bench.diffusion import CONCEPTS, GLOBAL_CONCEPTS, run_method
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])

@@ -98,7 +98,7 @@ def test_uce_maps_concept_keys_to_guide_and_keeps_preserved(tiny, backend):
 
 def test_few_esd_steps_shrink_the_concept_guidance(tiny, backend):
     from backends.diffusion.esd import ESDConfig, run_esd_x
-    from backends.diffusion.metrics import guidance_strength
+    from backends.diffusion.judging import guidance_strength
     from tests.diffusion_fixtures import text_steered
 
     base = text_steered(tiny)
@@ -237,7 +237,7 @@ def test_fewshot_trains_bert_mlp_and_last_self_attention(tiny):
 
 
 def test_retain_prompts_never_use_the_evaluation_wording():
-    from backends.diffusion.metrics import eval_prompts, retain_prompts
+    from backends.diffusion.prompt_sets import eval_prompts, retain_prompts
 
     for concept in ("glasses", "hat", "beard", "smiling", "blond hair"):
         evaluated = {s.prompt for s in eval_prompts(concept, True, 6)}
@@ -261,7 +261,7 @@ def test_reworded_prompts_swap_the_concept_for_its_absence():
 
 
 def test_uce_erases_the_train_wordings_and_logs_them(tiny, backend):
-    from backends.diffusion.metrics import resolve_concept
+    from backends.diffusion.prompt_sets import resolve_concept
     from backends.diffusion.prompt_sets import paraphrase_prompts
     from backends.diffusion.uce import UCEConfig, run
 

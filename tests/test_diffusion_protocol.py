@@ -15,7 +15,7 @@ from backends import registry  # noqa: E402
 from backends.config import build_config  # noqa: E402
 from backends.contract import MethodCall, Sample  # noqa: E402
 from backends.diffusion import prompt_sets  # noqa: E402
-from backends.diffusion.metrics import eval_prompts, resolve_concept, retain_prompts  # noqa: E402
+from backends.diffusion.prompt_sets import eval_prompts, resolve_concept, retain_prompts  # noqa: E402
 from backends.faceworld.concepts import WORDS  # noqa: E402
 from backends.diffusion.prompt_sets import normalise_prompt  # noqa: E402
 from backends.faceworld.world import ABSENT_VALUES, ATTRIBUTES  # noqa: E402
@@ -245,7 +245,7 @@ def test_judge_free_rows_show_guidance_kept_and_no_concept_pixel_change(tiny):
 def test_esd_at_its_default_eta_drives_the_guidance_projection_well_below_the_base(tiny, backend):
     from backends.diffusion.common import training_prompts
     from backends.diffusion.esd import ESDConfig, run_esd_x
-    from backends.diffusion.metrics import guidance_projection
+    from backends.diffusion.judging import guidance_projection
 
     from tests.diffusion_fixtures import text_steered
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from backends.diffusion.metrics import resolve_concept
+from backends.diffusion.prompt_sets import resolve_concept
 from backends.faceworld import concepts, world
 from backends.gan import concepts as gan_concepts
 from backends.gan import presets

@@ -32,7 +32,7 @@ from backends.config import param
 from backends.contract import MethodCall
 from backends.diffusion.common import NoisyPool, adam, check_concept_drawn, esd_target, training_prompts
 from backends.diffusion.erasure_config import ErasureConfig
-from backends.diffusion.metrics import retain_prompts
+from backends.diffusion.prompt_sets import retain_prompts
 from backends.registry import register_method
 
 if TYPE_CHECKING:

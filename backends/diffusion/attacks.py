@@ -27,7 +27,8 @@ from backends.config import param
 from backends.contract import AttackCall, AttackResult, Chart, MetricRow, Sample
 from backends.diffusion.common import training_prompts
 from backends.diffusion.erasure_config import ConceptConfig
-from backends.diffusion.metrics import resolve_concept, synonym_prompts, verdict_judge
+from backends.diffusion.judging import verdict_judge
+from backends.diffusion.prompt_sets import resolve_concept, synonym_prompts
 from backends.registry import register_attack
 
 if TYPE_CHECKING:
@@ -259,7 +260,7 @@ def synonym_presence(base: "DiffusionModel", model: "DiffusionModel", rows: list
     """Per prompt: share of images showing the concept (judge), else the concept's guidance strength."""
     import numpy as np
 
-    from backends.diffusion.metrics import guidance_strength
+    from backends.diffusion.judging import guidance_strength
 
     prompts = [p for _, p in rows]
     target = resolve_concept(concept)

@@ -131,7 +131,8 @@ class DiffusionBackend(Backend):
         """
         import numpy as np
 
-        from backends.diffusion.metrics import pixel_features, synonym_prompts
+        from backends.diffusion.judging import pixel_features
+        from backends.diffusion.prompt_sets import synonym_prompts
 
         table = _prompt_table(config)
         prompts, seeds = [p for _, p, _ in table], [s for _, _, s in table]
@@ -164,7 +165,7 @@ class DiffusionBackend(Backend):
         import numpy as np
         import torch
 
-        from backends.diffusion.metrics import synonym_prompts
+        from backends.diffusion.prompt_sets import synonym_prompts
 
         rows = ([("concept", config.concept)] + [("concept", p) for p in config.concept_prompts]
                 + [("synonym", p) for p in synonym_prompts(config.concept, base.faceworld)]

@@ -10,10 +10,9 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
-from backends.diffusion.metrics import (
-    ConceptTarget, eval_prompts, resolve_concept, retain_prompts,
+from backends.diffusion.prompt_sets import (
+    TRAIN_SEEDS, ConceptTarget, concept_prompts, eval_prompts, resolve_concept, retain_prompts, train_seeds,
 )
-from backends.diffusion.prompt_sets import TRAIN_SEEDS, concept_prompts, train_seeds
 from backends.faceworld.concepts import check_text
 
 if TYPE_CHECKING:
@@ -35,7 +34,7 @@ def split_lines(items: tuple[str, ...] | str) -> tuple[str, ...]:
 
 def check_lists_disjoint(erase: tuple[str, ...], preserve: tuple[str, ...]) -> None:
     """ValueError when a concept is both erased and preserved (same attribute value or same words)."""
-    from backends.diffusion.metrics import same_concept
+    from backends.diffusion.prompt_sets import same_concept
 
     clashes = sorted({p for p in preserve for e in erase if same_concept(e, p)})
     if clashes:

@@ -21,7 +21,7 @@ from backends.contract import MetricRow
 if TYPE_CHECKING:
     import numpy as np
 
-    from backends.diffusion.metrics import ConceptTarget, PromptSpec
+    from backends.diffusion.prompt_sets import ConceptTarget, PromptSpec
     from backends.diffusion.pipeline import DiffusionModel
     from backends.jobs import JobContext
 
@@ -59,11 +59,11 @@ def eval_images(model: "DiffusionModel", specs: list["PromptSpec"], seeds: int, 
 
 def judge_scores(base: "DiffusionModel", images: "np.ndarray", specs: list["PromptSpec"], seeds: int) -> EditScores:
     """Verdicts on ``images`` (``seeds`` per spec, in spec order): the base's judge where it knows the
-    target, else CLIP (:func:`backends.diffusion.metrics.verdict_judge`); CLIP's opinion of the concept
+    target, else CLIP (:func:`backends.diffusion.judging.verdict_judge`); CLIP's opinion of the concept
     images beside them."""
     import numpy as np
 
-    from backends.diffusion.metrics import verdict_judge
+    from backends.diffusion.judging import verdict_judge
 
     classes = base.judge.classify(images) if base.judge is not None else {}
     verdicts: dict[str, list["np.ndarray"]] = {}
@@ -139,7 +139,7 @@ def score_models(base: "DiffusionModel", others: list["DiffusionModel"], concept
                  groups: tuple[str, ...] | None = None) -> tuple[list["PromptSpec"], EditScores, list[EditScores]]:
     """Judged scores of the base and of each other model on the ``split`` prompts of ``concept`` (the
     table and the benchmark: ``eval``; choosing defaults: ``tune``), of every group or of ``groups``."""
-    from backends.diffusion.metrics import eval_prompts
+    from backends.diffusion.prompt_sets import eval_prompts
     from backends.stats import frechet_distance
 
     specs = [s for s in eval_prompts(concept, base.faceworld, per_group, split) if groups is None or s.group in groups]
@@ -196,7 +196,7 @@ def verdict_sentence(before: EditScores, after: EditScores, skip: str | None) ->
 
 def _judged_rows(base: "DiffusionModel", target: "ConceptTarget", before: EditScores, after: EditScores,
                  prefix: str = "") -> list[MetricRow]:
-    from backends.diffusion.metrics import verdict_judge
+    from backends.diffusion.judging import verdict_judge
     from backends.faceworld.world import ATTRIBUTES
 
     wordings = "prompts worded apart from every prompt a method trains on, on seeds no method used"
@@ -252,7 +252,7 @@ def _judge_free_rows(base: "DiffusionModel", edited: "DiffusionModel", specs: li
     pixel change on the prompts that should not change."""
     import numpy as np
 
-    from backends.diffusion.metrics import guidance_projection
+    from backends.diffusion.judging import guidance_projection
     from backends.diffusion.prompt_sets import measure_seeds
 
     if ctx is not None:
@@ -284,7 +284,8 @@ def _judge_free_rows(base: "DiffusionModel", edited: "DiffusionModel", specs: li
 def evaluate_edit(base: "DiffusionModel", edited: "DiffusionModel", concept: str, per_group: int, seeds: int,
                   ctx: "JobContext | None" = None) -> list[MetricRow]:
     """Metric rows of an edit, plus the gold-standard model's rows when one exists for ``concept``."""
-    from backends.diffusion.metrics import eval_prompts, resolve_concept, same_concept, verdict_judge
+    from backends.diffusion.judging import verdict_judge
+    from backends.diffusion.prompt_sets import eval_prompts, resolve_concept, same_concept
 
     target = resolve_concept(concept) if base.faceworld else None
     if base.judge is None or target is None or verdict_judge(base, target) is None:

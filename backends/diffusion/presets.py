@@ -96,7 +96,7 @@ def faceworld_variant(variant: str = "base", device: str | None = None) -> "Diff
                              "states; judged by the FaceWorld attribute judge, with CLIP's opinion beside it. A twin retrained "
                              "without glasses is the gold standard of unlearning.")
 def load_faceworld(device: str) -> "DiffusionModel":
-    from backends.diffusion.metrics import AttributeJudge, ClipOpinion
+    from backends.diffusion.judging import AttributeJudge, ClipOpinion
     from backends.faceworld.judge import load_judge
 
     gold = {concept: functools.partial(faceworld_variant, variant, device)
@@ -109,7 +109,7 @@ def load_faceworld(device: str) -> "DiffusionModel":
                  description="A seeded random FaceWorld-shaped model (UNet 8/16 channels, 2-layer BERT) for tests, "
                              "judged by an untrained attribute judge.")
 def load_tiny(device: str) -> "DiffusionModel":
-    from backends.diffusion.metrics import AttributeJudge
+    from backends.diffusion.judging import AttributeJudge
     from backends.faceworld.judge import random_judge
 
     return replace(tiny_model(seed=0, device=device), judge=AttributeJudge(random_judge(device)))

@@ -1,4 +1,9 @@
-"""The diffusion tab's evaluation protocol: train, tune and eval prompts of every concept, and their seeds.
+"""The diffusion tab's evaluation protocol: what a typed concept names, the train, tune and eval prompts of
+every concept, and their seeds.
+
+A concept the user types ("glasses", "spectacles", "a hat") resolves to a :class:`ConceptTarget` by the
+FaceWorld vocabulary both tabs share (on FaceWorld: the attribute values a classifier checks; elsewhere
+free text). Who judges the images those prompts make is :mod:`backends.diffusion.judging`.
 
 Methods erase and preserve with ``train`` prompts only, defaults are chosen on ``tune``, and the metrics
 table and the benchmark report ``eval``: other wordings, everyday paraphrases, the concept inside longer
@@ -16,11 +21,10 @@ concepts (Stable Diffusion presets) get templates and generic collateral prompts
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from itertools import zip_longest
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from backends.diffusion.metrics import ConceptTarget
+from backends.faceworld.concepts import check_text, lookup, normalise
 
 SPLITS = ("train", "tune", "eval")
 COLLATERAL_GROUPS = ("neighbour", "unrelated")
@@ -34,6 +38,25 @@ TUNE_SEED0 = 2_000_000
 MAX_MEASURE_SEEDS = TUNE_SEED0 - EVAL_SEED0
 
 NEUTRAL_PROMPT = "a face"  # FaceWorld: how often the concept appears unasked (the floor of text-based erasure)
+
+
+@dataclass(frozen=True)
+class ConceptTarget:
+    """What a judge checks: ``attr`` taking one of ``values`` (attr None: free text, zero-shot)."""
+
+    text: str
+    attr: str | None = None
+    values: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class PromptSpec:
+    """A prompt of an evaluation group, with the concept its images should show."""
+
+    prompt: str
+    group: str
+    target: ConceptTarget
+
 
 # Neighbouring attribute values (collateral damage) and unrelated ones, by the concept's attribute.
 NEIGHBOURS: dict[str, tuple[tuple[str, str], ...]] = {
@@ -240,15 +263,13 @@ def value_prompts(attr: str, value: str, split: str) -> list[str]:
     return list(WORDED.get((attr, value), {}).get(split, ()))
 
 
-def concept_prompts(target: "ConceptTarget", split: str, faceworld: bool = True) -> list[str]:
+def concept_prompts(target: ConceptTarget, split: str, faceworld: bool = True) -> list[str]:
     """Prompts asking for the concept in ``split``: its values' prompts interleaved (plus the attribute's
     own wordings when the concept covers every present value), else the free-text templates."""
     from backends.faceworld.world import ABSENT_VALUES, ATTRIBUTES
 
     check_split(split)
     if not faceworld or target.attr is None:
-        from backends.faceworld.concepts import normalise
-
         text = normalise(target.text)
         return [t.format(text) for t in FREE_TEMPLATES[faceworld][split]]
     lists = [value_prompts(target.attr, v, split) for v in target.values]
@@ -258,7 +279,7 @@ def concept_prompts(target: "ConceptTarget", split: str, faceworld: bool = True)
     return interleave(lists)
 
 
-def paraphrase_prompts(target: "ConceptTarget", faceworld: bool = True) -> list[str]:
+def paraphrase_prompts(target: ConceptTarget, faceworld: bool = True) -> list[str]:
     """Other wordings of the concept in the ``train`` split, for methods that erase many wordings at once
     (UCE): every caption phrase and adjective FaceWorld's training captions use for its values, in the
     canonical templates, beyond the canonical prompts and apart from every tune and eval prompt; none for
@@ -275,7 +296,7 @@ def paraphrase_prompts(target: "ConceptTarget", faceworld: bool = True) -> list[
     return [p for p in interleave(lists) if normalise_prompt(p) not in taken]
 
 
-def collateral_values(target: "ConceptTarget") -> dict[str, list[tuple[str, str]]]:
+def collateral_values(target: ConceptTarget) -> dict[str, list[tuple[str, str]]]:
     """FaceWorld (attribute, value) pairs of the neighbouring and unrelated groups of a concept: the
     neighbours are its sibling values first, then the neighbouring attributes' values."""
     from backends.faceworld.world import ABSENT_VALUES, ATTRIBUTES
@@ -289,7 +310,7 @@ def collateral_values(target: "ConceptTarget") -> dict[str, list[tuple[str, str]
     return {"neighbour": neighbours, "unrelated": unrelated}
 
 
-def collateral_prompts(target: "ConceptTarget", group: str, split: str,
+def collateral_prompts(target: ConceptTarget, group: str, split: str,
                        faceworld: bool = True) -> list[tuple[str, tuple[str, str] | None]]:
     """(prompt, the FaceWorld (attribute, value) it asks for) of a collateral group in ``split``, the
     values taken in turn; off FaceWorld the generic prompts, with no value to check."""
@@ -312,3 +333,57 @@ def measure_seeds(count: int, split: str = "eval") -> list[int]:
 def train_seeds(offset: int, count: int) -> list[int]:
     """``count`` seeds for training images and trajectories, from ``offset`` on, wrapped into TRAIN_SEEDS."""
     return [TRAIN_SEEDS[(offset + i) % len(TRAIN_SEEDS)] for i in range(count)]
+
+
+def resolve_concept(concept: str) -> ConceptTarget:
+    """The FaceWorld attribute values a concept names (attr None when it names none), by the vocabulary
+    both tabs share (:mod:`backends.faceworld.concepts`)."""
+    known = lookup(concept)
+    return ConceptTarget(concept.strip(), *known) if known else ConceptTarget(concept.strip())
+
+
+def same_concept(a: str, b: str) -> bool:
+    """Whether two typed concepts name the same thing (same attribute values, or same words)."""
+    ta, tb = resolve_concept(a), resolve_concept(b)
+    if ta.attr is not None and tb.attr is not None:
+        return ta.attr == tb.attr and bool(set(ta.values) & set(tb.values))
+    return normalise(a) == normalise(b)
+
+
+def _value_target(attr: str, value: str) -> ConceptTarget:
+    return ConceptTarget(f"{attr}: {value}", attr, (value,))
+
+
+def synonym_prompts(concept: str, faceworld: bool) -> list[str]:
+    """Held-out wordings of the concept (FaceWorld: words never seen in training captions)."""
+    if faceworld:
+        from backends.faceworld.world import synonym_prompts as world_synonyms
+
+        target = resolve_concept(concept)
+        if target.attr is not None:
+            per_value = [world_synonyms(target.attr, v) for v in target.values]
+            width = max(len(p) for p in per_value)
+            return [p[i] for i in range(width) for p in per_value if i < len(p)]
+    text = normalise(concept)
+    return [f"a photo of someone with {text}", f"a picture showing {text}", f"{text}, close up"]
+
+
+def eval_prompts(concept: str, faceworld: bool, per_group: int, split: str = "eval") -> list[PromptSpec]:
+    """The first ``per_group`` concept, neighbouring and unrelated prompts of ``split`` (the metrics table
+    and the benchmark read ``eval``, defaults are chosen on ``tune``); on FaceWorld also the neutral prompt
+    "a face", judged for the concept (how often it appears unasked)."""
+    text = check_text(concept)
+    target = resolve_concept(text) if faceworld else ConceptTarget(text)
+    specs = [PromptSpec(p, "concept", target) for p in concept_prompts(target, split, faceworld)[:per_group]]
+    for group in COLLATERAL_GROUPS:
+        for prompt, pair in collateral_prompts(target, group, split, faceworld)[:per_group]:
+            specs.append(PromptSpec(prompt, group, _value_target(*pair) if pair else ConceptTarget("")))
+    return specs + ([PromptSpec(NEUTRAL_PROMPT, "neutral", target)] if faceworld else [])
+
+
+def retain_prompts(concept: str, faceworld: bool, groups: tuple[str, ...] = ("neighbour", "unrelated")) -> list[str]:
+    """Prompts a method keeps the model's behaviour on (retain / preserve sets): the ``train`` prompts of
+    the concept's neighbouring and unrelated groups (FaceWorld values, else generic prompts)."""
+    text = check_text(concept)
+    target = resolve_concept(text) if faceworld else ConceptTarget(text)
+    return [p for g in groups for p, _ in collateral_prompts(target, g, "train", faceworld)]

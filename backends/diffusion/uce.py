@@ -39,7 +39,7 @@ from backends.diffusion.common import (
     check_concept_drawn, check_lists_disjoint, reworded_prompts, split_lines, training_prompts,
 )
 from backends.diffusion.erasure_config import ErasureConfig
-from backends.diffusion.metrics import retain_prompts
+from backends.diffusion.prompt_sets import retain_prompts
 from backends.faceworld.concepts import MAX_CONCEPT_CHARS
 from backends.registry import register_method
 
@@ -148,7 +148,7 @@ def guide_prompts(model: "DiffusionModel", prompts: list[str], concept: str, gui
 def erase_wordings(model: "DiffusionModel", concept: str) -> list[str]:
     """The concept's other wordings from the train split (FaceWorld's caption vocabulary), checked to fit."""
     from backends.diffusion.common import check_fits
-    from backends.diffusion.metrics import resolve_concept
+    from backends.diffusion.prompt_sets import resolve_concept
     from backends.diffusion.prompt_sets import paraphrase_prompts
 
     prompts = paraphrase_prompts(resolve_concept(concept), model.faceworld)

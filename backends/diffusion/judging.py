@@ -1,7 +1,7 @@
-"""Concepts, prompt sets and scores for judging concept erasure in text-to-image models.
+"""Judging concept erasure in text-to-image models: who says whether an image shows a concept.
 
-A concept the user types ("glasses", "spectacles", "a hat") resolves to a :class:`ConceptTarget`:
-on FaceWorld the attribute values a classifier checks. The verdicts come from the independent FaceWorld
+A concept the user types resolves to a :class:`~backends.diffusion.prompt_sets.ConceptTarget` (on
+FaceWorld the attribute values a classifier checks). The verdicts come from the independent FaceWorld
 attribute judge (:class:`AttributeJudge`, a supervised classifier no method trains through), FaceWorld's
 CLIP (zero-shot, Radford et al., 2021) giving its opinion beside them and judging free-text concepts.
 Evaluation uses three prompt groups, as in the erasure literature (ESD, UCE): the concept in several
@@ -9,98 +9,21 @@ phrasings, neighbouring concepts (collateral damage) and unrelated prompts, each
 it should show (adherence). Presets without an image classifier (Stable Diffusion here) get
 classifier-free scores instead: how much of the base's concept guidance eps(x, c) - eps(x, "") the edit
 keeps (a signed projection) and pixel change. Which prompts each group holds, for training, tuning and
-evaluation, is :mod:`backends.diffusion.prompt_sets`.
+evaluation, and the concept they are built from, is :mod:`backends.diffusion.prompt_sets`.
 
 Heavy libraries are imported inside functions only.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from backends.faceworld.concepts import check_text, lookup, normalise
+from backends.diffusion.prompt_sets import ConceptTarget
 
 if TYPE_CHECKING:
     import numpy as np
     import torch
 
     from backends.diffusion.pipeline import DiffusionModel
-
-
-@dataclass(frozen=True)
-class ConceptTarget:
-    """What a judge checks: ``attr`` taking one of ``values`` (attr None: free text, zero-shot)."""
-
-    text: str
-    attr: str | None = None
-    values: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class PromptSpec:
-    """A prompt of an evaluation group, with the concept its images should show."""
-
-    prompt: str
-    group: str
-    target: ConceptTarget
-
-
-def resolve_concept(concept: str) -> ConceptTarget:
-    """The FaceWorld attribute values a concept names (attr None when it names none), by the vocabulary
-    both tabs share (:mod:`backends.faceworld.concepts`)."""
-    known = lookup(concept)
-    return ConceptTarget(concept.strip(), *known) if known else ConceptTarget(concept.strip())
-
-
-def same_concept(a: str, b: str) -> bool:
-    """Whether two typed concepts name the same thing (same attribute values, or same words)."""
-    ta, tb = resolve_concept(a), resolve_concept(b)
-    if ta.attr is not None and tb.attr is not None:
-        return ta.attr == tb.attr and bool(set(ta.values) & set(tb.values))
-    return normalise(a) == normalise(b)
-
-
-def _value_target(attr: str, value: str) -> ConceptTarget:
-    return ConceptTarget(f"{attr}: {value}", attr, (value,))
-
-
-def synonym_prompts(concept: str, faceworld: bool) -> list[str]:
-    """Held-out wordings of the concept (FaceWorld: words never seen in training captions)."""
-    if faceworld:
-        from backends.faceworld.world import synonym_prompts as world_synonyms
-
-        target = resolve_concept(concept)
-        if target.attr is not None:
-            per_value = [world_synonyms(target.attr, v) for v in target.values]
-            width = max(len(p) for p in per_value)
-            return [p[i] for i in range(width) for p in per_value if i < len(p)]
-    text = normalise(concept)
-    return [f"a photo of someone with {text}", f"a picture showing {text}", f"{text}, close up"]
-
-
-def eval_prompts(concept: str, faceworld: bool, per_group: int, split: str = "eval") -> list[PromptSpec]:
-    """The first ``per_group`` concept, neighbouring and unrelated prompts of ``split`` (the metrics table
-    and the benchmark read ``eval``, defaults are chosen on ``tune``); on FaceWorld also the neutral prompt
-    "a face", judged for the concept (how often it appears unasked)."""
-    from backends.diffusion.prompt_sets import COLLATERAL_GROUPS, NEUTRAL_PROMPT, collateral_prompts, concept_prompts
-
-    text = check_text(concept)
-    target = resolve_concept(text) if faceworld else ConceptTarget(text)
-    specs = [PromptSpec(p, "concept", target) for p in concept_prompts(target, split, faceworld)[:per_group]]
-    for group in COLLATERAL_GROUPS:
-        for prompt, pair in collateral_prompts(target, group, split, faceworld)[:per_group]:
-            specs.append(PromptSpec(prompt, group, _value_target(*pair) if pair else ConceptTarget("")))
-    return specs + ([PromptSpec(NEUTRAL_PROMPT, "neutral", target)] if faceworld else [])
-
-
-def retain_prompts(concept: str, faceworld: bool, groups: tuple[str, ...] = ("neighbour", "unrelated")) -> list[str]:
-    """Prompts a method keeps the model's behaviour on (retain / preserve sets): the ``train`` prompts of
-    the concept's neighbouring and unrelated groups (FaceWorld values, else generic prompts)."""
-    from backends.diffusion.prompt_sets import collateral_prompts
-
-    text = check_text(concept)
-    target = resolve_concept(text) if faceworld else ConceptTarget(text)
-    return [p for g in groups for p, _ in collateral_prompts(target, g, "train", faceworld)]
 
 
 class ClipOpinion:
