@@ -1,8 +1,10 @@
 """Score LLM method settings on the skill sets' tune split (never trained on, never reported by the app).
 
 For each trial (comma-separated ``field=value`` overrides of the method's config), run the method on a
-clone of the embedded SmolLM2 and print the behavioural score of every skill on its whole tune split and
-the ratio to the base's, as JSON lines. Pick defaults that keep every retain skill at >= 0.9 of its base.
+clone of the embedded SmolLM2 and print the behavioural score of every skill on its whole tune split, the
+ratio to the base's, and the rise of each skill's answer-only NLL (nats per token; on 14-18 items a score
+moves by whole items, the NLL shows damage the scores miss), as JSON lines. Pick defaults that keep every
+retain skill at >= 0.9 of its base.
 Usage: python scripts/tune_llm.py npo --forget python_coding --trial lr=1e-5 --trial lr=2e-5
 """
 from __future__ import annotations
@@ -50,21 +52,26 @@ def main() -> None:
     be = registry.backend("llm")
     base = registry.preset("llm", "smollm2_embedded").load("cpu")
 
-    def scores(bundle) -> dict[str, float]:
-        return {s: skill_results(bundle, s, 0, 160, split="tune")["score"] for s in SKILLS}
+    def scores(bundle) -> tuple[dict[str, float], dict[str, float]]:
+        """Behavioural score and mean answer-only NLL of every skill on its whole tune split."""
+        results = {s: skill_results(bundle, s, 0, 160, split="tune") for s in SKILLS}
+        return {s: r["score"] for s, r in results.items()}, {s: r["mean_nll"] for s, r in results.items()}
 
-    base_scores = scores(base)
-    print(json.dumps({"base": base_scores}), flush=True)
+    base_scores, base_nll = scores(base)
+    print(json.dumps({"base": base_scores, "base_nll": base_nll}), flush=True)
     for overrides in trials:
         edited = be.clone(base)
         start = time.time()
         spec.run(MethodCall(be, base, edited, spec.config(forget_skill=args.forget, **overrides),
                             JobContext.standalone()))
-        after = scores(edited)
+        after, after_nll = scores(edited)
         ratio = {s: round(after[s] / base_scores[s], 3) if base_scores[s] else None for s in SKILLS}
         retain = [r for s, r in ratio.items() if s != args.forget and r is not None]
+        nll_rise = {s: round(after_nll[s] - base_nll[s], 3) for s in SKILLS}  # nats per answer token
         print(json.dumps({"method": args.method, "forget": args.forget, "overrides": overrides, "after": after,
                           "ratio": ratio, "retain_min_ratio": min(retain) if retain else None,
+                          "nll_rise": nll_rise,
+                          "retain_max_nll_rise": max(v for s, v in nll_rise.items() if s != args.forget),
                           "method_s": round(time.time() - start)}), flush=True)
 
 

@@ -91,10 +91,11 @@ FUNCTION_WORDS = frozenset("""a an the with without wearing wears in on of and o
 
 @lru_cache(maxsize=1)
 def vocabulary() -> frozenset[str]:
-    """Every word FaceWorld's captions, held-out synonyms and concept words use, lower case (plus
-    :data:`FUNCTION_WORDS`): the words the embedded CLIP was trained and checked on."""
+    """Every word FaceWorld's captions, held-out synonyms (``SYNONYM_PHRASES``, which hold every
+    ``HELD_OUT_WORDS``) and concept words use, lower case (plus :data:`FUNCTION_WORDS`): the words the
+    embedded CLIP was trained and checked on."""
     texts = [*WORDS, *world.ATTRIBUTES, *(v for vs in world.ATTRIBUTES.values() for v in vs), *world.NOUNS,
-             *world.PREFIXES, *world.CANONICAL_TEMPLATES, *world.HELD_OUT_WORDS,
+             *world.PREFIXES, *world.CANONICAL_TEMPLATES,
              *(w for phrase in world.PHRASES.values() for ws in phrase.values() for w in ws),
              *(w for ws in world.SYNONYM_PHRASES.values() for w in ws)]
     return FUNCTION_WORDS | frozenset(w for text in texts for w in re.findall(r"[a-z]+", text.lower()))
