@@ -14,16 +14,23 @@ if TYPE_CHECKING:
 
 def span_token_logp(bundle: LLMBundle, rows: list[list[int]],
                     spans: list[tuple[int, int]]) -> tuple["torch.Tensor", "torch.Tensor"]:
-    """Log-probability of every next token, and the 0/1 mask of those inside each row's span: (B, T-1) each."""
+    """Log-probability of the next tokens from the first span's start on, and the 0/1 mask of those inside each
+    row's span: (B, K-1) each, K <= T. Logits are computed only where a span token is predicted (rows are
+    left-padded, so spans sit near the right edge): a short answer after a long prompt skips most of the
+    (T, vocabulary) output layer and its softmax."""
     import torch
 
     with bundle.active():
         ids, mask, width = left_pad(bundle, rows)
         target_mask = span_mask(spans, [len(r) for r in rows], width).to(ids.device)
-        logits = bundle.model(input_ids=ids, attention_mask=mask, position_ids=positions(mask), use_cache=False).logits
-    logp = torch.log_softmax(logits[:, :-1].float(), dim=-1)  # (B, T-1, V)
-    token_logp = logp.gather(-1, ids[:, 1:, None]).squeeze(-1)  # (B, T-1)
-    return token_logp, target_mask[:, 1:].float()  # the token at t+1 is predicted at t
+        first = min(width - len(row) + start for row, (start, _) in zip(rows, spans))  # first scored position
+        keep = min(width, width - first + 1)  # logits at positions width-keep .. width-1
+        logits = bundle.model(input_ids=ids, attention_mask=mask, position_ids=positions(mask), use_cache=False,
+                              logits_to_keep=keep).logits  # (B, K, V)
+    logp = torch.log_softmax(logits[:, :-1].float(), dim=-1)  # (B, K-1, V)
+    predicted = ids[:, width - keep + 1:]  # (B, K-1): the token at t+1 is predicted at t
+    token_logp = logp.gather(-1, predicted[:, :, None]).squeeze(-1)  # (B, K-1)
+    return token_logp, target_mask[:, width - keep + 1:].float()
 
 
 def span_nll(bundle: LLMBundle, rows: list[list[int]], spans: list[tuple[int, int]]) -> tuple["torch.Tensor", "torch.Tensor"]:
@@ -56,9 +63,11 @@ def continuation_nll(bundle: LLMBundle, prompts: list[str], prefixes: list[str],
         scored = token_ids(bundle, continuation)
         rows.append(context + scored)
         spans.append((len(context), len(context) + len(scored)))
-    values = []
+    order = sorted(range(len(rows)), key=lambda i: len(rows[i]))  # batches of similar length: less padding
+    values = torch.empty(len(rows))
     with torch.no_grad():
         for start in range(0, len(rows), batch_size):
-            total, count = span_nll(bundle, rows[start:start + batch_size], spans[start:start + batch_size])
-            values.append(total / count.clamp(min=1))
-    return torch.cat(values)
+            batch = order[start:start + batch_size]
+            total, count = span_nll(bundle, [rows[i] for i in batch], [spans[i] for i in batch])
+            values[batch] = (total / count.clamp(min=1)).float().cpu()
+    return values
