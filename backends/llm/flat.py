@@ -10,17 +10,19 @@ which for Total Variation (g*(v) = tanh(v) / 2, f*(u) = u), the divergence used 
 Authors: Adam, lr 1e-5 over several epochs of the forget set with template refusals such as
 "I don't know"; here fewer, larger steps (2-core CPU), as for the other training baselines.
 
-Defaults not yet chosen on the tune split: one trial (method + every tune item of four skills) took about
-20 min on the shared 2-core machine and the session's time went to NPO, whose lr 5e-5 -> 1e-5 change kept
-every retain skill (see ``backends/llm/npo.py``); FLAT at lr 5e-5 is unmeasured on tune (an earlier
-session saw these defaults destroy the retain skills on the test split). To choose:
-``python scripts/tune_llm.py flat --trial lr=1e-5 --trial lr=2e-5``.
+Default lr 1e-5 (the authors') chosen on the tune split by the rule in ``backends/llm/grad_ascent.py`` (forget
+python_coding, every tune item, SmolLM2, 1 thread, commit 2d410fe): at 5e-5 (the earlier default) every skill
+scored 0 (answers collapse into the refusal templates); at 2e-5 python 0.00 but stories 0.64 and QA 0.55 of
+base; at 1e-5 python 0.06 (0.08 of base), stories 0.93, QA 0.91, antonyms 1.00 of base: the only setting
+tried that forgets and keeps every retain skill at >= 0.9. With no retain data its damage shows first on QA
+(answer NLL +0.51 nats a token at 1e-5, +1.08 at 2e-5).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from backends.config import param
 from backends.llm.grad_ascent import GradAscentConfig
 from backends.llm.training import Batches, prepare, train
 from backends.registry import register_method
@@ -43,6 +45,9 @@ TEMPLATE_REFUSALS: tuple[str, ...] = (
 @dataclass(frozen=True)
 class FlatConfig(GradAscentConfig):
     """FLAT with Total Variation, template refusals and no retain data (retain skills are only evaluated)."""
+
+    lr: float = param(1e-5, min=1e-7, max=1e-2, label="Learning rate",
+                      help="Adam learning rate (authors: 1e-5; chosen on the tune split, see the module docstring).")
 
     @classmethod
     def smoke(cls) -> "FlatConfig":
