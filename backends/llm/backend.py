@@ -90,10 +90,12 @@ def skill_results(bundle: "LLMBundle", skill: str, n: int, max_new_tokens: int,
 
 
 def splits_results(bundle: "LLMBundle", skill: str, n: int, max_new_tokens: int, ctx: "JobContext | None" = None,
-                   splits: tuple[str, ...] = ("test",), batch_size: int = 16) -> dict[str, dict[str, Any]]:
+                   splits: tuple[str, ...] = ("test",), batch_size: int = 16,
+                   nll_splits: tuple[str, ...] | None = None) -> dict[str, dict[str, Any]]:
     """:func:`skill_results` of several splits, decoded together in batches of ``batch_size`` per split (a
     prompt's greedy answer does not depend on its batch; one batch of 32 instead of two of 16 takes about a
-    quarter less CPU on the embedded SmolLM2)."""
+    quarter less CPU on the embedded SmolLM2). Answer NLLs ("nll", "mean_nll") only for ``nll_splits``
+    (None: every split)."""
     from backends.llm.decoding import generate_greedy
     from backends.llm.scoring import behaviour_score, is_refusal
 
@@ -103,17 +105,22 @@ def splits_results(bundle: "LLMBundle", skill: str, n: int, max_new_tokens: int,
     max_new_tokens = min(max_new_tokens, SKILL_MAX_NEW_TOKENS.get(skill, max_new_tokens))
     answers = generate_greedy(bundle, [it.prompt for it in every], max_new_tokens=max_new_tokens,
                               batch_size=batch_size * len(splits), should_stop=check)
-    nll = effective_answer_nll(bundle, every, batch_size=batch_size)
-    results, start = {}, 0
+    nll_splits = splits if nll_splits is None else nll_splits
+    scored = [it for split in splits if split in nll_splits for it in items[split]]
+    nll = effective_answer_nll(bundle, scored, batch_size=batch_size).tolist() if scored else []
+    results, start, nll_start = {}, 0, 0
     for split in splits:
         end = start + len(items[split])
-        split_answers, split_nll = answers[start:end], nll[start:end]
+        split_answers = answers[start:end]
         scores = [behaviour_score(it, a) for it, a in zip(items[split], split_answers)]
         results[split] = {"answers": split_answers, "scores": scores,
-                          "refusals": [is_refusal(a) for a in split_answers], "nll": [float(v) for v in split_nll],
+                          "refusals": [is_refusal(a) for a in split_answers],
                           "score": sum(scores) / len(scores),
-                          "refusal_rate": sum(is_refusal(a) for a in split_answers) / len(split_answers),
-                          "mean_nll": float(split_nll.mean())}
+                          "refusal_rate": sum(is_refusal(a) for a in split_answers) / len(split_answers)}
+        if split in nll_splits:
+            split_nll = nll[nll_start:nll_start + len(items[split])]
+            results[split].update(nll=split_nll, mean_nll=sum(split_nll) / len(split_nll))
+            nll_start += len(items[split])
         start = end
     return results
 
@@ -242,7 +249,8 @@ class LLMBackend(Backend):
         done = 0
         for skill in skills:
             role = "forget" if skill == forget else "forget, earlier request" if skill in earlier else "retain"
-            edited_results = splits_results(edited, skill, n, max_new, ctx, tuple(EVAL_SPLITS))
+            edited_results = splits_results(edited, skill, n, max_new, ctx, tuple(EVAL_SPLITS),
+                                            nll_splits=("test",))  # the table's NLL row reads the test split
             for split, wording in EVAL_SPLITS.items():
                 before = base_skill_results(base, skill, n, max_new, ctx, split=split)
                 after = edited_results[split]
