@@ -201,6 +201,17 @@ def summarise(prefix: str, runs: list[dict], main_threads: int, samples: int) ->
     yield {"name": f"{prefix}.n_runs", "value": len(runs), "unit": "runs"}
 
 
+def parse_setting(item: str) -> tuple[str, object]:
+    """``"steps=160"`` -> ("steps", 160); JSON values (numbers, true / false), else the text itself."""
+    import json
+
+    name, _, text = item.partition("=")
+    try:
+        return name, json.loads(text)
+    except ValueError:
+        return name, text
+
+
 def main(argv: list[str] | None = None) -> None:
     import json
 
@@ -218,7 +229,7 @@ def main(argv: list[str] | None = None) -> None:
                    gold_standard="gold" in args.names or not named,
                    seeds=tuple(int(s) for s in args.seeds.split(",")),
                    threads=tuple(int(t) for t in args.threads.split(",")), split=args.split,
-                   overrides=dict(item.split("=", 1) for item in args.set)):
+                   overrides=dict(map(parse_setting, args.set))):
         print(json.dumps(row), flush=True)
 
 
