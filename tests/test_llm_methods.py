@@ -258,6 +258,25 @@ def test_answer_nll_is_the_summed_token_cross_entropy_of_the_answer(tiny):
     torch.testing.assert_close(total[0], expected, atol=1e-4, rtol=1e-4)
 
 
+def test_continuation_nll_matches_each_row_scored_alone_whatever_the_batch(tiny):
+    """Batched, length-sorted and with logits only over the spans, each row's continuation NLL equals the
+    cross-entropy of that row's own unpadded forward pass."""
+    prompts = ["Name a fruit.", "What is the opposite of big? Answer with one word.", "Hi"]
+    prefixes = ["", "The opposite of big is ", "A greeting: "]
+    continuations = ["apple, pear and plum", "small", "hello there, how are you today?"]
+    batched = likelihood.continuation_nll(tiny, prompts, prefixes, continuations, batch_size=2)
+    before, after = chat.chat_pieces(tiny)
+    for i, (prompt, prefix, continuation) in enumerate(zip(prompts, prefixes, continuations)):
+        context = (chat.token_ids(tiny, before) + chat.token_ids(tiny, prompt) + chat.token_ids(tiny, after)
+                   + chat.token_ids(tiny, prefix))
+        scored = chat.token_ids(tiny, continuation)
+        ids = torch.tensor([context + scored])
+        with torch.no_grad():
+            logits = tiny.model(input_ids=ids).logits[0]
+        expected = torch.nn.functional.cross_entropy(logits[len(context) - 1:-1], ids[0, len(context):])
+        torch.testing.assert_close(batched[i], expected, atol=1e-4, rtol=1e-4)
+
+
 def mean_answer_nll(bundle, prompts, answers):
     with torch.no_grad():
         total, count = likelihood.answer_nll(bundle, prompts, answers)
