@@ -3,7 +3,6 @@ the way a method file registers itself shows up in the registry, the tab's metho
 benchmark's method list, and passes the contract smoke run; unregistered, it is gone from the registry."""
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 
 import pytest
@@ -11,7 +10,9 @@ import pytest
 from backends import registry
 from backends.config import build_config, field_specs, param
 from backends.contract import MethodCall
+from backends.diffusion.erasure_config import ErasureConfig
 from backends.gan.concept_config import GanConceptConfig
+from backends.llm.skill_config import SkillConfig
 from tests.cancel_anywhere import smoke_values
 
 NAME = "throwaway_nudge"
@@ -19,9 +20,7 @@ TITLE = "Throwaway nudge (test only)"
 
 
 #: Each backend's base method config (the contract's concept or skill, evaluation fields and ``smoke()``).
-BASE_CONFIGS = {"gan": "backends.gan.concept_config.GanConceptConfig",
-                "diffusion": "backends.diffusion.erasure_config.ErasureConfig",
-                "llm": "backends.llm.skill_config.SkillConfig"}
+BASE_CONFIGS = {"gan": GanConceptConfig, "diffusion": ErasureConfig, "llm": SkillConfig}
 
 
 @dataclass(frozen=True)
@@ -77,8 +76,7 @@ def test_its_form_lists_the_method_fields_then_the_evaluation_fields(throwaway):
 
 @pytest.mark.parametrize("backend", sorted(BASE_CONFIGS))
 def test_every_shipped_method_config_extends_its_backends_base_config(backend):
-    module, _, name = BASE_CONFIGS[backend].rpartition(".")
-    base = getattr(importlib.import_module(module), name)
+    base = BASE_CONFIGS[backend]
     methods = registry.methods(backend)
     assert methods
     for method in methods:

@@ -49,6 +49,8 @@ class LLMGenerateConfig:
 # --------------------------------------------------------------------------------------------
 #: Evaluation splits and how the metrics table names them.
 EVAL_SPLITS: dict[str, str] = {"test": "test prompts", "test_paraphrase": "unseen phrasings"}
+#: The split whose answer NLLs the metrics table shows (the only one an evaluation computes them for).
+NLL_SPLIT = "test"
 
 #: Base-model skill results, shared by every visitor and kept between server starts.
 BASE_RESULTS = EvaluationCache("llm", capacity=64)
@@ -84,9 +86,9 @@ def effective_answer_nll(bundle: "LLMBundle", items: list["SkillItem"], batch_si
 
 
 def skill_results(bundle: "LLMBundle", skill: str, n: int, max_new_tokens: int,
-                  ctx: "JobContext | None" = None, split: str = "test") -> dict[str, Any]:
-    """Greedy answers, behavioural scores, refusals and answer-only NLLs on a skill's ``split``."""
-    return splits_results(bundle, skill, n, max_new_tokens, ctx, (split,))[split]
+                  ctx: "JobContext | None" = None, split: str = "test", nll: bool = True) -> dict[str, Any]:
+    """Greedy answers, behavioural scores, refusals and (with ``nll``) answer-only NLLs on a skill's ``split``."""
+    return splits_results(bundle, skill, n, max_new_tokens, ctx, (split,), nll_splits=(split,) if nll else ())[split]
 
 
 def splits_results(bundle: "LLMBundle", skill: str, n: int, max_new_tokens: int, ctx: "JobContext | None" = None,
@@ -127,15 +129,17 @@ def splits_results(bundle: "LLMBundle", skill: str, n: int, max_new_tokens: int,
 
 def base_skill_results(base: "LLMBundle", skill: str, n: int, max_new_tokens: int,
                        ctx: "JobContext | None" = None, split: str = "test") -> dict[str, Any]:
-    """:func:`skill_results` of a base bundle, computed once per server and kept on disk between starts
-    (:mod:`backends.evaluation_cache`), keyed by the weights' fingerprint, the items asked and the settings."""
+    """:func:`skill_results` of a base bundle (answer NLLs on :data:`NLL_SPLIT` only), computed once per server
+    and kept on disk between starts (:mod:`backends.evaluation_cache`), keyed by the weights' fingerprint, the
+    items asked and the settings."""
     from backends.evaluation_cache import fingerprint
 
     if "fingerprint" not in base.info:  # once per loaded base (a second for 135 M parameters)
         base.info["fingerprint"] = fingerprint(base.model.state_dict().items())
     items = tuple((it.prompt, it.reference) for it in eval_items_of(skill, n, split))
     key = (base.preset, base.info["fingerprint"], skill, split, max_new_tokens, items)
-    return BASE_RESULTS.get(key, lambda: skill_results(base, skill, n, max_new_tokens, ctx, split=split),
+    return BASE_RESULTS.get(key, lambda: skill_results(base, skill, n, max_new_tokens, ctx, split=split,
+                                                       nll=split == NLL_SPLIT),
                             _results_to_arrays, _results_from_arrays)
 
 
@@ -250,7 +254,7 @@ class LLMBackend(Backend):
         for skill in skills:
             role = "forget" if skill == forget else "forget, earlier request" if skill in earlier else "retain"
             edited_results = splits_results(edited, skill, n, max_new, ctx, tuple(EVAL_SPLITS),
-                                            nll_splits=("test",))  # the table's NLL row reads the test split
+                                            nll_splits=(NLL_SPLIT,))
             for split, wording in EVAL_SPLITS.items():
                 before = base_skill_results(base, skill, n, max_new, ctx, split=split)
                 after = edited_results[split]
@@ -264,7 +268,7 @@ class LLMBackend(Backend):
                     f"{skill} refusal rate, {wording} ({role})", before["refusals"], after["refusals"],
                     better="lower" if role == "retain" else "higher",
                     help=f"Share of {wording} answered with a refusal or abstention."))
-                if split == "test":
+                if split == NLL_SPLIT:
                     rows.append(MetricRow(
                         f"{skill} answer NLL ({role})", before["mean_nll"], after["mean_nll"], unit="nats/token",
                         better="lower" if role == "retain" else "higher", n=len(before["nll"]),
