@@ -57,7 +57,7 @@ def run() -> Iterator[dict]:
     from backends import registry
     from backends.contract import AttackCall, MethodCall
     from backends.llm.attacks import RelearnConfig
-    from backends.llm.backend import eval_items_of, base_skill_results, relative_drop, skill_results
+    from backends.llm.backend import base_skills_results, eval_items_of, relative_drop, skills_results
     from backends.llm.probes import KNOWLEDGE_SKILLS, KnowledgeProbeConfig
     from backends.llm.skills import SKILLS
     from backends.llm.traces import TraceConfig
@@ -80,23 +80,20 @@ def run() -> Iterator[dict]:
         return registry.method("llm", method).config(forget_skill=skill, eval_items=items)
 
     max_new = config_of(methods[0], forget_skills[0]).eval_max_new_tokens
-    base_scores: dict[tuple[str, str], float] = {}
-    for skill in SKILLS:
-        for split, suffix in SPLIT_SUFFIX.items():
-            t = time.time()
-            base_scores[(skill, split)] = base_skill_results(base, skill, items, max_new, split=split)["score"]
-            _log(f"base {skill} {split}: score {base_scores[(skill, split)]:.3f} ({time.time() - t:.0f} s)")
-            yield {"name": f"llm.base.{skill}.score{suffix}", "value": round(base_scores[(skill, split)], 4),
-                   "unit": "fraction"}
+    pairs = [(skill, split) for skill in SKILLS for split in SPLIT_SUFFIX]
+    t = time.time()
+    base_scores = {pair: r["score"] for pair, r in base_skills_results(base, pairs, items, max_new).items()}
+    _log(f"base evaluation: {time.time() - t:.0f} s")
+    for (skill, split), score in base_scores.items():
+        _log(f"base {skill} {split}: score {score:.3f}")
+        yield {"name": f"llm.base.{skill}.score{SPLIT_SUFFIX[split]}", "value": round(score, 4), "unit": "fraction"}
 
     def drops_after(edited: Any) -> dict[tuple[str, str], float | None]:
         """Relative score drop of every skill and split after an edit."""
         out = {}
-        for s in SKILLS:
-            for split in SPLIT_SUFFIX:
-                after = skill_results(edited, s, items, max_new, split=split)
-                out[(s, split)] = relative_drop(base_scores[(s, split)], after["score"])
-                _log(f"{s} {split} {base_scores[(s, split)]:.3f} -> {after['score']:.3f}")
+        for (s, split), after in skills_results(edited, pairs, items, max_new, nll_pairs=[]).items():
+            out[(s, split)] = relative_drop(base_scores[(s, split)], after["score"])
+            _log(f"{s} {split} {base_scores[(s, split)]:.3f} -> {after['score']:.3f}")
         return out
 
     probe = registry.attack("llm", "knowledge_probe")

@@ -37,7 +37,7 @@ def main() -> None:
     from backends import registry
     from backends.contract import MethodCall
     from backends.jobs import JobContext
-    from backends.llm.backend import skill_results
+    from backends.llm.backend import skills_results
     from backends.llm.skills import SKILLS
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -54,8 +54,8 @@ def main() -> None:
 
     def scores(bundle) -> tuple[dict[str, float], dict[str, float]]:
         """Behavioural score and mean answer-only NLL of every skill on its whole tune split."""
-        results = {s: skill_results(bundle, s, 0, 160, split="tune") for s in SKILLS}
-        return {s: r["score"] for s, r in results.items()}, {s: r["mean_nll"] for s, r in results.items()}
+        results = skills_results(bundle, [(s, "tune") for s in SKILLS], 0, 160)
+        return {s: r["score"] for (s, _), r in results.items()}, {s: r["mean_nll"] for (s, _), r in results.items()}
 
     base_scores, base_nll = scores(base)
     print(json.dumps({"base": base_scores, "base_nll": base_nll}), flush=True)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from backends.evaluation_cache import EvaluationCache, fingerprint
 
@@ -87,3 +88,27 @@ def test_fingerprint_sees_any_weight_change():
     changed = {"a": torch.tensor([0.0, 0.0, 1e-6]), "b": torch.ones(2)}
     assert fingerprint(weights.items()) == fingerprint(reversed(list(weights.items())))
     assert fingerprint(weights.items()) != fingerprint(changed.items())
+
+
+def test_get_many_computes_only_the_missing_keys_in_one_call_and_keeps_the_order(tmp_path):
+    cache = EvaluationCache("t", directory=tmp_path, disk_mb=10)
+    cache.get(("k", 1), lambda: {"v": np.array([1])}, encode, decode)
+    calls = []
+
+    def compute(missing):
+        calls.append(list(missing))
+        return [{"v": np.array([i * 10])} for i in missing]
+
+    keys = [("k", 0), ("k", 1), ("k", 2)]
+    values = cache.get_many(keys, compute, encode, decode)
+    assert calls == [[0, 2]], "one call, for the two keys not cached"
+    assert [int(v["v"][0]) for v in values] == [0, 1, 20]
+    restarted = EvaluationCache("t", directory=tmp_path, disk_mb=10)
+    again = restarted.get_many(keys, compute, encode, decode)
+    assert len(calls) == 1 and [int(v["v"][0]) for v in again] == [0, 1, 20], "read back from disk"
+
+
+def test_get_many_refuses_a_compute_that_returns_the_wrong_count(tmp_path):
+    cache = EvaluationCache("t", directory=tmp_path, disk_mb=0)
+    with pytest.raises(RuntimeError, match="1 values for 2 keys"):
+        cache.get_many([("a",), ("b",)], lambda missing: [1])

@@ -1,6 +1,7 @@
 """LLM backend: presets and loaders, generation, clone/hook isolation, reset, bad input (tiny models)."""
 from __future__ import annotations
 
+import collections
 import subprocess
 import sys
 import threading
@@ -107,6 +108,34 @@ def test_greedy_answers_are_argmax_decoding_whatever_sampling_defaults_the_check
     prompts = ["Hi", "Name a colour, then a fruit", "Say something long about the sea"]
     answers = decoding.generate_greedy(bundle, prompts, max_new_tokens=12, batch_size=3)
     assert answers == [argmax_answer(bundle, p, 12) for p in prompts]
+
+
+def test_rows_with_their_own_caps_leave_the_batch_and_answer_as_if_alone(tmp_path):
+    """Per-prompt caps, rows that end early (their cap, or ``settled``) dropped from a shrinking batch: every
+    answer is still the reference argmax decoding of that prompt, cut where its own rule ends it."""
+    model, tokenizer = presets.tiny_random_model("qwen2", seed=5)
+    model.save_pretrained(tmp_path, safe_serialization=True)
+    tokenizer.save_pretrained(tmp_path)
+    bundle = presets.load_hub_model("qwen2_5_0_5b", "cpu", _source=tmp_path)
+    prompts = ["Hi", "Name a colour, then a fruit", "Say something long about the sea", "Count to ten"]
+    caps = [3, 12, 7, 12]
+    full = [argmax_answer(bundle, p, cap) for p, cap in zip(prompts, caps)]
+    assert decoding.generate_greedy(bundle, prompts, max_new_tokens=caps, batch_size=4) == full
+    seen = collections.Counter()
+
+    def settled(i, text):  # asked after each new token: prompt 1 settles at its 4th, the others never do
+        seen[i] += 1
+        return i == 1 and seen[i] == 4
+
+    done = []
+    answers = decoding.generate_greedy(bundle, prompts, max_new_tokens=caps, batch_size=3, settled=settled,
+                                       progress=done.append)
+    assert answers[0] == full[0] and answers[2:] == full[2:]
+    assert answers[1] == argmax_answer(bundle, prompts[1], 4)
+    assert set(seen) == {0, 1, 2, 3}, "settled is asked of every row"
+    assert done == sorted(set(done)) and done[-1] == 4 and len(done) > 2, "progress as rows finish"
+    with pytest.raises(ValueError, match="2 token caps for 4 prompts"):
+        decoding.generate_greedy(bundle, prompts, max_new_tokens=[3, 4])
 
 
 def test_cancel_is_checked_after_every_generated_token(tiny):

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from backends.llm.scoring import REFUSAL_TEXT, STORY_MIN_WORDS, behaviour_score, is_refusal, normalise
+from backends.llm.scoring import (REFUSAL_TEXT, STORY_MIN_WORDS, answer_settled, behaviour_score, is_refusal,
+                                  normalise)
 from backends.llm.skills import SKILLS, SkillItem, load_skill_set
 
 CODE = SkillItem("python_coding", "Write a Python function `add(a, b)` that returns the sum of a and b.",
@@ -95,3 +96,48 @@ def test_bad_inputs_raise_value_error():
 
 def test_normalise():
     assert normalise("  Bogotá,  CAFÉ!! it\u2019s ") == "bogota cafe it s"
+
+
+CODE_ANSWER = "Here is a function that adds two numbers:\n\n```python\ndef add(a, b):\n    return a + b\n```"
+WRONG_CODE_ANSWER = "Here is a function that adds two numbers:\n\n```python\ndef add(a, b):\n    return a - b\n```"
+#: What a model might write after an answer whose score is settled: none of it may change the score.
+CONTINUATIONS = (
+    "", "\n\nThis function returns the sum.", f" {REFUSAL_TEXT}", "\n```python\ndef add(a, b):\n    return 0\n```",
+    "ian blah", " and Lyon and Marseille", "\n\nimport os\nos.remove('x')", " small " * 40,
+)
+
+
+@pytest.mark.parametrize("item, answer", [
+    (CODE, CODE_ANSWER), (CODE, WRONG_CODE_ANSWER),
+    (QA, "The capital of France is Paris, a city on the Seine with many museums"),
+    (ANTONYM, 'The opposite of "big" is "small", as in a small house or a small dog'),
+])
+def test_a_settled_answer_scores_the_same_whatever_follows(item, answer):
+    assert answer_settled(item, answer)
+    for extra in CONTINUATIONS:
+        assert behaviour_score(item, answer + extra) == behaviour_score(item, answer), extra
+
+
+@pytest.mark.parametrize("item, answer", [
+    (CODE, "Here is a function that adds two numbers:\n\n```python\ndef add(a, b):\n    return a + b\n"),  # open
+    (CODE, "Here is a function that adds two numbers, in words first: take a, then add b to it."),
+    (CODE, "```bash\ndef add(a, b):\n    return a + b\n``` and more words to pass the opening window here"),
+    (QA, "Paris"),                                            # the refusal window is not read yet
+    (QA, "The capital of France is a city on the Seine named Paris"),  # may go on as "Parisian"
+    (QA, "The capital of France is a city on the Seine named Lyon, or is it? The capital is"),
+    (STORY, GOOD_STORY),
+    (QA, "The capital of France is a city on the Seine named Paris\ufffd"),
+])
+def test_an_answer_whose_score_may_still_change_is_not_settled(item, answer):
+    assert not answer_settled(item, answer)
+
+
+def test_settled_is_never_claimed_where_a_continuation_changes_the_score():
+    """Every prefix of each answer at a character boundary: where settled, the final score is already decided."""
+    for item, answer in [(CODE, CODE_ANSWER + "\n\nIt adds. " + REFUSAL_TEXT),
+                         (QA, "The capital of France is Paris. I'm sorry, I can't help with that."),
+                         (ANTONYM, "Small is the opposite. " + REFUSAL_TEXT)]:
+        final = behaviour_score(item, answer)
+        settled_at = [k for k in range(len(answer) + 1) if answer_settled(item, answer[:k])]
+        assert settled_at, "each of these answers settles somewhere"
+        assert all(behaviour_score(item, answer[:k]) == final for k in settled_at)

@@ -51,6 +51,11 @@ class LLMGenerateConfig:
 EVAL_SPLITS: dict[str, str] = {"test": "test prompts", "test_paraphrase": "unseen phrasings"}
 #: The split whose answer NLLs the metrics table shows (the only one an evaluation computes them for).
 NLL_SPLIT = "test"
+#: Answers decoded together (about 0.75 GB of KV cache for the embedded SmolLM2 at 64 rows of 250 tokens).
+EVAL_BATCH = 64
+NLL_BATCH = 16
+#: The decoding rule, in the base cache's keys: 2 = rows end once their score is settled.
+DECODING = 2
 
 #: Base-model skill results, shared by every visitor and kept between server starts.
 BASE_RESULTS = EvaluationCache("llm", capacity=64)
@@ -88,59 +93,72 @@ def effective_answer_nll(bundle: "LLMBundle", items: list["SkillItem"], batch_si
 def skill_results(bundle: "LLMBundle", skill: str, n: int, max_new_tokens: int,
                   ctx: "JobContext | None" = None, split: str = "test", nll: bool = True) -> dict[str, Any]:
     """Greedy answers, behavioural scores, refusals and (with ``nll``) answer-only NLLs on a skill's ``split``."""
-    return splits_results(bundle, skill, n, max_new_tokens, ctx, (split,), nll_splits=(split,) if nll else ())[split]
+    pair = (skill, split)
+    return skills_results(bundle, [pair], n, max_new_tokens, ctx, nll_pairs=[pair] if nll else [])[pair]
 
 
-def splits_results(bundle: "LLMBundle", skill: str, n: int, max_new_tokens: int, ctx: "JobContext | None" = None,
-                   splits: tuple[str, ...] = ("test",), batch_size: int = 16,
-                   nll_splits: tuple[str, ...] | None = None) -> dict[str, dict[str, Any]]:
-    """:func:`skill_results` of several splits, decoded together in batches of ``batch_size`` per split (a
-    prompt's greedy answer does not depend on its batch; one batch of 32 instead of two of 16 takes about a
-    quarter less CPU on the embedded SmolLM2). Answer NLLs ("nll", "mean_nll") only for ``nll_splits``
-    (None: every split)."""
+def skills_results(bundle: "LLMBundle", pairs: list[tuple[str, str]], n: int, max_new_tokens: int,
+                   ctx: "JobContext | None" = None,
+                   nll_pairs: list[tuple[str, str]] | None = None) -> dict[tuple[str, str], dict[str, Any]]:
+    """:func:`skill_results` of several (skill, split) pairs, their answers decoded together: batches of
+    :data:`EVAL_BATCH` rows grouped by each skill's cap, each row ending once its score is settled
+    (:func:`~backends.llm.scoring.answer_settled`: the scores are those of the whole answer; the answers
+    kept end there). Answer NLLs ("nll", "mean_nll") only for ``nll_pairs`` (None: every pair)."""
     from backends.llm.decoding import generate_greedy
-    from backends.llm.scoring import behaviour_score, is_refusal
+    from backends.llm.scoring import answer_settled, behaviour_score, is_refusal
 
-    items = {split: eval_items_of(skill, n, split) for split in splits}
-    every = [it for split in splits for it in items[split]]
-    check = ctx.check if ctx is not None else None
-    max_new_tokens = min(max_new_tokens, SKILL_MAX_NEW_TOKENS.get(skill, max_new_tokens))
-    answers = generate_greedy(bundle, [it.prompt for it in every], max_new_tokens=max_new_tokens,
-                              batch_size=batch_size * len(splits), should_stop=check)
-    nll_splits = splits if nll_splits is None else nll_splits
-    scored = [it for split in splits if split in nll_splits for it in items[split]]
-    nll = effective_answer_nll(bundle, scored, batch_size=batch_size).tolist() if scored else []
-    results, start, nll_start = {}, 0, 0
-    for split in splits:
-        end = start + len(items[split])
-        split_answers = answers[start:end]
-        scores = [behaviour_score(it, a) for it, a in zip(items[split], split_answers)]
-        results[split] = {"answers": split_answers, "scores": scores,
-                          "refusals": [is_refusal(a) for a in split_answers],
-                          "score": sum(scores) / len(scores),
-                          "refusal_rate": sum(is_refusal(a) for a in split_answers) / len(split_answers)}
-        if split in nll_splits:
-            split_nll = nll[nll_start:nll_start + len(items[split])]
-            results[split].update(nll=split_nll, mean_nll=sum(split_nll) / len(split_nll))
-            nll_start += len(items[split])
+    items = {pair: eval_items_of(pair[0], n, pair[1]) for pair in pairs}
+    every = [it for pair in pairs for it in items[pair]]
+    caps = [min(max_new_tokens, SKILL_MAX_NEW_TOKENS.get(it.skill, max_new_tokens)) for it in every]
+    if ctx is not None:
+        ctx.phase(f"answering {len(every)} prompts", total=len(every))
+    answers = generate_greedy(bundle, [it.prompt for it in every], max_new_tokens=caps, batch_size=EVAL_BATCH,
+                              should_stop=ctx.check if ctx is not None else None,
+                              settled=lambda i, text: answer_settled(every[i], text),
+                              progress=ctx.step if ctx is not None else None)
+    nll_pairs = pairs if nll_pairs is None else nll_pairs
+    results, start = {}, 0
+    for pair in pairs:
+        end = start + len(items[pair])
+        pair_answers = answers[start:end]
+        scores = [behaviour_score(it, a) for it, a in zip(items[pair], pair_answers)]
+        results[pair] = {"answers": pair_answers, "scores": scores,
+                         "refusals": [is_refusal(a) for a in pair_answers],
+                         "score": sum(scores) / len(scores),
+                         "refusal_rate": sum(is_refusal(a) for a in pair_answers) / len(pair_answers)}
         start = end
+    if ctx is not None and nll_pairs:
+        ctx.phase("answer likelihoods")
+    for pair in nll_pairs:  # one skill at a time: its answers have similar lengths
+        nll = effective_answer_nll(bundle, items[pair], batch_size=NLL_BATCH).tolist()
+        results[pair].update(nll=nll, mean_nll=sum(nll) / len(nll))
     return results
 
 
 def base_skill_results(base: "LLMBundle", skill: str, n: int, max_new_tokens: int,
                        ctx: "JobContext | None" = None, split: str = "test") -> dict[str, Any]:
-    """:func:`skill_results` of a base bundle (answer NLLs on :data:`NLL_SPLIT` only), computed once per server
-    and kept on disk between starts (:mod:`backends.evaluation_cache`), keyed by the weights' fingerprint, the
-    items asked and the settings."""
+    """:func:`skill_results` of a base bundle, cached (:func:`base_skills_results`)."""
+    return base_skills_results(base, [(skill, split)], n, max_new_tokens, ctx)[(skill, split)]
+
+
+def base_skills_results(base: "LLMBundle", pairs: list[tuple[str, str]], n: int, max_new_tokens: int,
+                        ctx: "JobContext | None" = None) -> dict[tuple[str, str], dict[str, Any]]:
+    """:func:`skills_results` of a base bundle (answer NLLs on :data:`NLL_SPLIT` only), computed once per server
+    (the pairs not cached yet, together) and kept on disk between starts (:mod:`backends.evaluation_cache`),
+    keyed by the weights' fingerprint, the items asked, the settings and the decoding rule."""
     from backends.evaluation_cache import fingerprint
 
     if "fingerprint" not in base.info:  # once per loaded base (a second for 135 M parameters)
         base.info["fingerprint"] = fingerprint(base.model.state_dict().items())
-    items = tuple((it.prompt, it.reference) for it in eval_items_of(skill, n, split))
-    key = (base.preset, base.info["fingerprint"], skill, split, max_new_tokens, items)
-    return BASE_RESULTS.get(key, lambda: skill_results(base, skill, n, max_new_tokens, ctx, split=split,
-                                                       nll=split == NLL_SPLIT),
-                            _results_to_arrays, _results_from_arrays)
+    keys = [(base.preset, base.info["fingerprint"], skill, split, max_new_tokens, DECODING,
+             tuple((it.prompt, it.reference) for it in eval_items_of(skill, n, split))) for skill, split in pairs]
+
+    def compute(missing: list[int]) -> list[dict[str, Any]]:
+        asked = [pairs[i] for i in missing]
+        results = skills_results(base, asked, n, max_new_tokens, ctx, nll_pairs=[p for p in asked if p[1] == NLL_SPLIT])
+        return [results[p] for p in asked]
+
+    return dict(zip(pairs, BASE_RESULTS.get_many(keys, compute, _results_to_arrays, _results_from_arrays)))
 
 
 def _results_to_arrays(results: dict[str, Any]) -> dict[str, Any]:
@@ -235,9 +253,7 @@ class LLMBackend(Backend):
     def warm_up(self, base: "LLMBundle", method_config: "SkillConfig", ctx: "JobContext") -> None:
         _, forget, retain = evaluated_skills(method_config, base.forgotten)
         n, max_new = evaluation_size(method_config)
-        for skill in forget + retain:
-            for split in EVAL_SPLITS:
-                base_skill_results(base, skill, n, max_new, ctx, split=split)
+        base_skills_results(base, [(skill, split) for skill in forget + retain for split in EVAL_SPLITS], n, max_new, ctx)
 
     def evaluate(self, base: "LLMBundle", edited: "LLMBundle", method_config: "SkillConfig",
                  ctx: "JobContext") -> list[MetricRow]:
@@ -249,17 +265,13 @@ class LLMBackend(Backend):
         skills = list(earlier + forget_skills + retain)
         rows: list[MetricRow] = []
         drops: dict[tuple[str, str], float | None] = {}
-        ctx.phase("evaluating skills", total=2 * len(skills) * len(EVAL_SPLITS))
-        done = 0
+        pairs = [(skill, split) for skill in skills for split in EVAL_SPLITS]
+        base_results = base_skills_results(base, pairs, n, max_new, ctx)
+        edited_results = skills_results(edited, pairs, n, max_new, ctx, nll_pairs=[p for p in pairs if p[1] == NLL_SPLIT])
         for skill in skills:
             role = "forget" if skill == forget else "forget, earlier request" if skill in earlier else "retain"
-            edited_results = splits_results(edited, skill, n, max_new, ctx, tuple(EVAL_SPLITS),
-                                            nll_splits=(NLL_SPLIT,))
             for split, wording in EVAL_SPLITS.items():
-                before = base_skill_results(base, skill, n, max_new, ctx, split=split)
-                after = edited_results[split]
-                done += 2
-                ctx.step(done)
+                before, after = base_results[(skill, split)], edited_results[(skill, split)]
                 rows.append(rate_row(
                     f"{skill} score, {wording} ({role})", [v >= 1 for v in before["scores"]],
                     [v >= 1 for v in after["scores"]], better="higher" if role == "retain" else "lower",

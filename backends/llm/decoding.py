@@ -1,25 +1,30 @@
-"""Greedy decoding of chat prompts through ``model.generate``, in left-padded batches, with the bundle's hook
+"""Greedy decoding of chat prompts in left-padded batches that shrink as rows finish, with the bundle's hook
 edits active.
 
-``generate(do_sample=False)`` replaced a hand-written loop over the KV cache (commit d48595b) after a
-measurement on the embedded SmolLM2, one thread: each skill's first 16 test prompts in one batch at the
-evaluation's caps, for the base and a Neuron Adjust edit, gave token-identical answers (128 of 128; also
-4 prompts a skill with a Key Space Detection edit) in 118 CPU seconds against the loop's 122. A stopping
-criterion fits the hooks into generate(): after the prompt's forward pass it ends the run state's prefill
-(detectors such as Key Space Detection judge the prompt only), finishes the rows a detector flagged, and
-runs the cancel check after every token.
+A row leaves its batch (its KV cache rows are dropped) as soon as it ends: at an end-of-turn token, at its own
+token cap, or when the caller's ``settled`` test says the rest of the answer cannot matter (evaluation: the
+score can no longer change, :func:`backends.llm.scoring.answer_settled`). On 2 CPU cores a decoding step of the
+embedded SmolLM2 costs about 90 ms of reading weights plus 3-5 ms per row in flight, so the steps a batch
+runs and the rows still in it both count. Measured on the embedded model, Neuron Adjust's python_coding
+evaluation (32 prompts, cap 160, one batch): ``model.generate`` (every row computed until the longest ends)
+43.9 s; this loop 35.8 s with token-identical answers; see ``backends/llm/backend.py`` for whole evaluations.
+Key Space Detection judges the prompt during its forward pass (the run state's prefill); the rows it flags
+get its refusal and never decode.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable
+import inspect
+from functools import lru_cache
+from typing import TYPE_CHECKING, Callable, Sequence
 
-from backends.llm.chat import encode_chat, left_pad, span_mask
-from backends.llm.hooks import RunState, abstained_rows, run_state
+from backends.llm.chat import encode_chat, left_pad, positions, span_mask
+from backends.llm.hooks import abstained_rows, run_state
 
 if TYPE_CHECKING:
-    import torch
-
     from backends.llm.bundles import LLMBundle
+
+#: settled(prompt index, answer text so far) -> True when decoding that row further cannot matter.
+Settled = Callable[[int, str], bool]
 
 
 def stop_token_ids(bundle: LLMBundle) -> list[int]:
@@ -29,56 +34,101 @@ def stop_token_ids(bundle: LLMBundle) -> list[int]:
     return sorted({bundle.tokenizer.eos_token_id, *eos})
 
 
-def generate_greedy(bundle: LLMBundle, prompts: list[str], max_new_tokens: int = 64, batch_size: int = 8,
-                    seed: int = 0, should_stop: Callable[[], None] | None = None) -> list[str]:
-    """Greedy answers to chat prompts, in batches with left padding.
+def generate_greedy(bundle: LLMBundle, prompts: list[str], max_new_tokens: int | Sequence[int] = 64,
+                    batch_size: int = 8, seed: int = 0, should_stop: Callable[[], None] | None = None,
+                    settled: Settled | None = None, progress: Callable[[int], None] | None = None) -> list[str]:
+    """Greedy (argmax) answers to chat prompts, whatever sampling defaults the checkpoint has.
 
-    Hook edits are active while this runs (and only for this thread). Rows that Key Space Detection
-    flags during the prompt's forward pass return its fixed refusal instead. ``should_stop`` (optional,
-    e.g. a cancel check that raises) is called before each batch and after each generated token.
+    ``max_new_tokens``: one cap for all, or one per prompt; prompts are batched by cap, longest first, so
+    short answers do not wait in a batch of long ones. Hook edits are active while this runs (and only for
+    this thread). ``should_stop`` (e.g. a cancel check that raises) is called before each batch and after
+    each generated token; ``progress`` hears the number of answers finished so far, as rows finish.
     """
-    import torch
-    from transformers import GenerationConfig
+    caps = [max_new_tokens] * len(prompts) if isinstance(max_new_tokens, int) else list(max_new_tokens)
+    if len(caps) != len(prompts):
+        raise ValueError(f"{len(caps)} token caps for {len(prompts)} prompts")
+    encoded = encode_chat(bundle, prompts, max_new_tokens=max(caps, default=0))
+    order = sorted(range(len(prompts)), key=lambda i: -caps[i])
+    answers = [""] * len(prompts)
+    finished = [0]
 
-    stop_ids = stop_token_ids(bundle)
-    config = GenerationConfig(do_sample=False, num_beams=1, max_new_tokens=max_new_tokens, eos_token_id=stop_ids,
-                              pad_token_id=bundle.tokenizer.pad_token_id)
-    encoded = encode_chat(bundle, prompts, max_new_tokens=max_new_tokens)
-    answers: list[str] = []
-    with torch.no_grad(), bundle.active(seed=seed):
-        for start in range(0, len(prompts), batch_size):
-            if should_stop is not None:
-                should_stop()
-            rows = encoded.ids[start:start + batch_size]
-            ids, mask, width = left_pad(bundle, rows)
-            qmask = span_mask(encoded.query_spans[start:start + batch_size], [len(r) for r in rows], width)
-            with run_state(query_mask=qmask.to(ids.device)) as state:
-                out = bundle.model.generate(input_ids=ids, attention_mask=mask, generation_config=config,
-                                            stopping_criteria=[_after_each_token(state, should_stop)])  # (B, T + new)
-            flagged = abstained_rows(state, len(rows))
-            for row, refused in zip(out[:, width:].tolist(), flagged):
-                if refused:
-                    answers.append(state.refusal_text)
-                    continue
-                end = next((k for k, token in enumerate(row) if token in stop_ids), len(row))
-                answers.append(bundle.tokenizer.decode(row[:end], skip_special_tokens=True).strip())
+    def count(rows: int) -> None:
+        finished[0] += rows
+        if progress is not None and rows:
+            progress(finished[0])
+
+    for start in range(0, len(order), batch_size):
+        if should_stop is not None:
+            should_stop()
+        batch = order[start:start + batch_size]
+        decoded = _decode_batch(bundle, batch, [encoded.ids[i] for i in batch],
+                                [encoded.query_spans[i] for i in batch], [caps[i] for i in batch], seed,
+                                should_stop, settled, count)
+        for i, answer in zip(batch, decoded):
+            answers[i] = answer
     return answers
 
 
-def _after_each_token(state: RunState, should_stop: Callable[[], None] | None) -> Any:
-    """A stopping criterion called after each token: ends the prefill, checks for cancel, and finishes the
-    rows a detector flagged (they get the refusal, so decoding them is wasted)."""
+def _decode_batch(bundle: LLMBundle, indices: list[int], rows: list[list[int]], query_spans: list[tuple[int, int]],
+                  caps: list[int], seed: int, should_stop: Callable[[], None] | None,
+                  settled: Settled | None, finished: Callable[[int], None]) -> list[str]:
+    """Answers of one batch: a prompt forward pass, then one token per step for the rows still going
+    (``finished`` hears how many rows end at each step)."""
     import torch
-    from transformers import StoppingCriteria
 
-    class AfterEachToken(StoppingCriteria):
-        def __call__(self, input_ids: "torch.Tensor", scores: "torch.Tensor", **kwargs: Any) -> "torch.Tensor":
-            state.prefill = False
+    stop_ids = set(stop_token_ids(bundle))
+    tokenizer = bundle.tokenizer
+    ids, mask, width = left_pad(bundle, rows)  # (B, T) each
+    query_mask = span_mask(query_spans, [len(r) for r in rows], width).to(ids.device)  # (B, T)
+    new: list[list[int]] = [[] for _ in rows]
+    cache = _new_cache(bundle)
+    with torch.no_grad(), bundle.active(seed=seed), run_state(query_mask=query_mask) as state:
+        position = positions(mask)  # (B, T)
+        logits = bundle.model(input_ids=ids, attention_mask=mask, position_ids=position, use_cache=True,
+                              logits_to_keep=1, **{_cache_argument(type(bundle.model)): cache}).logits  # (B, 1, V)
+        state.prefill = False
+        refused = abstained_rows(state, len(rows))
+        alive = [b for b in range(len(rows)) if not refused[b] and caps[b] > 0]  # batch rows still decoding
+        finished(len(rows) - len(alive))
+        live = torch.tensor(alive, dtype=torch.long, device=ids.device)  # their rows in the cache
+        logits, mask, last = logits[live], mask[live], position[live, -1]  # (b, 1, V), (b, T), (b,)
+        if len(alive) < len(rows):
+            cache.batch_select_indices(live)
+        while alive:
+            tokens = logits[:, -1].argmax(-1)  # (b,)
+            keep = []
+            for j, (b, token) in enumerate(zip(alive, tokens.tolist())):
+                if token in stop_ids:
+                    continue
+                new[b].append(token)
+                if len(new[b]) < caps[b] and not (settled and settled(indices[b], tokenizer.decode(new[b]))):
+                    keep.append(j)
+            finished(len(alive) - len(keep))
             if should_stop is not None:
                 should_stop()
-            done = torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)  # (B,)
-            if state.abstain is not None:
-                done |= state.abstain.to(input_ids.device)
-            return done
+            if not keep:
+                break
+            if len(keep) < len(alive):
+                kept = torch.tensor(keep, dtype=torch.long, device=ids.device)
+                cache.batch_select_indices(kept)
+                tokens, mask, last = tokens[kept], mask[kept], last[kept]
+                alive = [alive[j] for j in keep]
+            mask = torch.cat([mask, mask.new_ones(len(alive), 1)], dim=1)  # (b, T + 1)
+            last = last + 1
+            logits = bundle.model(input_ids=tokens[:, None], attention_mask=mask, position_ids=last[:, None],
+                                  use_cache=True, **{_cache_argument(type(bundle.model)): cache}).logits  # (b, 1, V)
+    return [state.refusal_text if refused[b] else tokenizer.decode(new[b], skip_special_tokens=True).strip()
+            for b in range(len(rows))]
 
-    return AfterEachToken()
+
+def _new_cache(bundle: LLMBundle) -> object:
+    from transformers import DynamicCache
+
+    return DynamicCache(config=bundle.model.config)
+
+
+@lru_cache(maxsize=None)
+def _cache_argument(model_class: type) -> str:
+    """The forward argument that takes the KV cache: ``cache`` in recent transformers, ``past_key_values``
+    before (deprecated since 5.x)."""
+    return "cache" if "cache" in inspect.signature(model_class.forward).parameters else "past_key_values"

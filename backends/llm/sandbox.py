@@ -36,6 +36,9 @@ from dataclasses import dataclass
 MAX_CODE_CHARS = 20_000
 OUTPUT_LIMIT_BYTES = 1 << 20  # RLIMIT_FSIZE: 1 MiB per file, stdout/stderr included
 _FENCE_RE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[^\n]*\n(.*?)(?:```|\Z)", re.DOTALL)
+_CLOSED_FENCE_RE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[^\n]*\n(.*?)```", re.DOTALL)
+_DEFINES_RE = re.compile(r"^\s*(def|class) ", re.MULTILINE)
+_PYTHON_LANGS = ("", "python", "py", "python3")
 _CODE_START_RE = re.compile(r"^(def |class |import |from |@|async def )", re.MULTILINE)
 
 _PRELUDE = r'''
@@ -142,8 +145,8 @@ def extract_code(answer: str) -> str:
     """
     blocks = [(lang.lower(), body) for lang, body in _FENCE_RE.findall(answer)]
     if blocks:
-        python_blocks = [b for lang, b in blocks if lang in ("", "python", "py", "python3")] or [b for _, b in blocks]
-        defining = [b for b in python_blocks if re.search(r"^\s*(def|class) ", b, re.MULTILINE)]
+        python_blocks = [b for lang, b in blocks if lang in _PYTHON_LANGS] or [b for _, b in blocks]
+        defining = [b for b in python_blocks if _DEFINES_RE.search(b)]
         code = (defining or python_blocks)[0]
     elif _compiles(answer):
         code = answer
@@ -151,6 +154,13 @@ def extract_code(answer: str) -> str:
         match = _CODE_START_RE.search(answer)
         code = answer[match.start():] if match else answer
     return _longest_compiling_prefix(code.strip("\n"))
+
+
+def first_program_closed(answer: str) -> bool:
+    """Whether :func:`extract_code` of ``answer`` and of every continuation of it is already decided: a closed
+    fenced Python block that defines something (the first such block is taken, whatever follows)."""
+    return any(lang.lower() in _PYTHON_LANGS and _DEFINES_RE.search(body)
+               for lang, body in _CLOSED_FENCE_RE.findall(answer))
 
 
 def _compiles(code: str) -> bool:

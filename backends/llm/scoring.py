@@ -14,7 +14,7 @@ import re
 import unicodedata
 from typing import TYPE_CHECKING
 
-from backends.llm.sandbox import run_python
+from backends.llm.sandbox import first_program_closed, run_python
 
 if TYPE_CHECKING:
     from backends.llm.skills import SkillItem
@@ -34,12 +34,21 @@ _WORD_RE = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 _CODE_MARKERS_RE = re.compile(r"```|^\s*(def |class |import |for .* in .*:|print\()", re.MULTILINE)
 
 
+#: is_refusal reads this many characters of an answer's opening (REFUSAL_TEXT and 20 more).
+REFUSAL_WINDOW = len(REFUSAL_TEXT) + 20
+
+
+def _opening(answer: str) -> str:
+    """The lower-cased answer without its quotes and emphasis marks, as :func:`is_refusal` reads it."""
+    return answer.strip().strip("\"'`*").strip().lower().replace("\u2019", "'")
+
+
 def is_refusal(answer: str) -> bool:
     """True if the answer abstains: empty, KSD's REFUSAL_TEXT, or opening with a refusal phrase."""
-    text = answer.strip().strip("\"'`*").strip().lower().replace("\u2019", "'")
+    text = _opening(answer)
     if not text:
         return True
-    if REFUSAL_TEXT.lower() in text[: len(REFUSAL_TEXT) + 20]:
+    if REFUSAL_TEXT.lower() in text[:REFUSAL_WINDOW]:
         return True
     return text.startswith(_REFUSAL_OPENINGS)
 
@@ -67,6 +76,25 @@ def behaviour_score(item: SkillItem, answer: str) -> float:
     if scorer is None:
         raise ValueError(f"no scorer for skill {item.skill!r}")
     return scorer(item, answer)
+
+
+def answer_settled(item: SkillItem, answer: str) -> bool:
+    """Whether no continuation of ``answer`` (a prefix of a greedy answer) can change its score, so decoding
+    can stop: the opening that :func:`is_refusal` reads is complete, and
+    * python_coding: the program :func:`~backends.llm.sandbox.extract_code` takes is complete: a closed
+      fenced Python block that defines a function or class (the first such block wins, whatever follows);
+    * factual_qa, antonyms: an accepted answer already occurs as whole words, followed by a word boundary
+      (a score of 1 cannot be lost by more text);
+    * story_writing: never (more text may add code, repeat itself or name the topic).
+    """
+    if len(_opening(answer)) <= REFUSAL_WINDOW or answer.endswith("\ufffd"):  # (a token may end mid-character)
+        return False
+    if item.skill == "python_coding":
+        return first_program_closed(answer)
+    if item.skill in ("factual_qa", "antonyms"):
+        text = normalise(answer)
+        return any(f" {option} " in f" {text}" for option in map(normalise, item.check.split("|")) if option)
+    return False
 
 
 def _score_code(item: SkillItem, answer: str) -> float:
