@@ -10,7 +10,6 @@ import pytest
 
 from backends.llm.scoring import behaviour_score, normalise
 from backends.llm.skills import (
-    MAX_NEW_TOKENS,
     MAX_PROMPT_CHARS,
     MAX_USER_PROMPTS,
     MIN_ITEMS_PER_SKILL,
@@ -34,7 +33,9 @@ def _make_module():
 
 def test_skills_cover_the_required_ones():
     assert "python_coding" in SKILLS and len(SKILLS) >= 4
-    assert set(MAX_NEW_TOKENS) == set(SKILLS)
+    from backends.llm.backend import SKILL_MAX_NEW_TOKENS
+
+    assert set(SKILL_MAX_NEW_TOKENS) == set(SKILLS), "every skill has an evaluation answer cap"
 
 
 @pytest.mark.parametrize("skill", SKILLS)

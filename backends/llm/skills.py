@@ -25,8 +25,6 @@ SKILL_TITLES: dict[str, str] = {
     "factual_qa": "Simple English factual QA",
     "antonyms": "English antonyms",
 }
-# Greedy-decoding budgets the scorers were validated with (stories need ~30 words, code a whole function).
-MAX_NEW_TOKENS: dict[str, int] = {"python_coding": 128, "story_writing": 64, "factual_qa": 40, "antonyms": 24}
 SPLITS: tuple[str, ...] = ("probe", "probe_paraphrase", "tune", "test", "test_paraphrase")
 Split = Literal["probe", "probe_paraphrase", "tune", "test", "test_paraphrase"]
 MIN_ITEMS_PER_SKILL = 120
