@@ -286,6 +286,29 @@ def test_evaluate_reports_before_after_and_relative_drops(tiny):
     assert score.before_ci[0] <= score.before <= score.before_ci[1] and score.after_ci[0] <= score.after <= score.after_ci[1]
 
 
+def test_skills_answered_first_show_as_an_estimate_equal_to_their_final_rows(tiny, monkeypatch):
+    """While the other skills are still decoded, the answered ones show in the preview with the rows (and
+    numbers) the final table will have; answer NLLs come only in the final table."""
+    from backends.llm import backend as llm_backend
+
+    monkeypatch.setattr(llm_backend, "EVAL_BATCH", 2)  # each skill's 2 + 2 items end in batches of their own
+    be = registry.backend("llm")
+    edited = be.clone(tiny)
+    cfg = NeuronAdjustConfig(forget_skill="factual_qa", retain_skills=("antonyms", "story_writing"), probe_items=6,
+                             eval_items=2, eval_max_new_tokens=8, neuron_percent=5.0)
+    registry.method("llm", "neuron_adjust").run(MethodCall(be, tiny, edited, cfg, ctx()))
+    job_ctx = ctx()
+    previews = []
+    job_ctx.preview = lambda rows: previews.append({r.name: r for r in rows})
+    final = {r.name: r for r in be.evaluate(tiny, edited, cfg, job_ctx)}
+    assert len(previews) >= 3, "one estimate per batch that completes a skill's split"
+    assert len(previews[0]) < len(previews[-1]) < len(final), "the estimate grows, the NLLs come last"
+    for preview in previews:
+        assert not any("answer NLL" in name for name in preview)
+        for name, row in preview.items():
+            assert (row.before, row.after) == (final[name].before, final[name].after), name
+
+
 def test_a_second_request_stacks_on_the_session_edit_and_the_table_tracks_both_forget_skills(lab):
     """Continual requests: the Lab's second run starts from the first run's edit; its evaluation reports
     the earlier forget skill as forgotten (not as a retain skill) and the default retain set leaves it out."""

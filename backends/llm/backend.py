@@ -6,9 +6,10 @@ size); the methods import that module, never this one, so no method and the back
 """
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from backends.config import param
 from backends.contract import Backend, MapData, MetricRow, Sample
@@ -98,41 +99,52 @@ def skill_results(bundle: "LLMBundle", skill: str, n: int, max_new_tokens: int,
 
 
 def skills_results(bundle: "LLMBundle", pairs: list[tuple[str, str]], n: int, max_new_tokens: int,
-                   ctx: "JobContext | None" = None,
-                   nll_pairs: list[tuple[str, str]] | None = None) -> dict[tuple[str, str], dict[str, Any]]:
+                   ctx: "JobContext | None" = None, nll_pairs: list[tuple[str, str]] | None = None,
+                   on_answered: Callable[[dict[tuple[str, str], dict[str, Any]]], None] | None = None,
+                   ) -> dict[tuple[str, str], dict[str, Any]]:
     """:func:`skill_results` of several (skill, split) pairs, their answers decoded together: batches of
     :data:`EVAL_BATCH` rows grouped by each skill's cap, each row ending once its score is settled
     (:func:`~backends.llm.scoring.answer_settled`: the scores are those of the whole answer; the answers
-    kept end there). Answer NLLs ("nll", "mean_nll") only for ``nll_pairs`` (None: every pair)."""
+    kept end there). Answer NLLs ("nll", "mean_nll") only for ``nll_pairs`` (None: every pair), once every
+    answer is in. ``on_answered`` hears the results of the pairs answered so far (no NLLs) after each batch
+    that completes one."""
     from backends.llm.decoding import generate_greedy
     from backends.llm.scoring import answer_settled, behaviour_score, is_refusal
 
     items = {pair: eval_items_of(pair[0], n, pair[1]) for pair in pairs}
     every = [it for pair in pairs for it in items[pair]]
+    offsets = dict(zip(pairs, itertools.accumulate((len(items[p]) for p in pairs), initial=0)))
     caps = [min(max_new_tokens, SKILL_MAX_NEW_TOKENS.get(it.skill, max_new_tokens)) for it in every]
+    answers: list[str | None] = [None] * len(every)
+    results: dict[tuple[str, str], dict[str, Any]] = {}
+
+    def answered(indices: list[int], batch_answers: list[str]) -> None:
+        for i, answer in zip(indices, batch_answers):
+            answers[i] = answer
+        fresh = [p for p in pairs if p not in results
+                 and all(a is not None for a in answers[offsets[p]:offsets[p] + len(items[p])])]
+        for pair in fresh:
+            pair_answers = answers[offsets[pair]:offsets[pair] + len(items[pair])]
+            scores = [behaviour_score(it, a) for it, a in zip(items[pair], pair_answers)]
+            refusals = [is_refusal(a) for a in pair_answers]
+            results[pair] = {"answers": pair_answers, "scores": scores, "refusals": refusals,
+                             "score": sum(scores) / len(scores), "refusal_rate": sum(refusals) / len(refusals)}
+        if fresh and on_answered is not None:
+            on_answered(dict(results))
+
     if ctx is not None:
         ctx.phase(f"answering {len(every)} prompts", total=len(every))
-    answers = generate_greedy(bundle, [it.prompt for it in every], max_new_tokens=caps, batch_size=EVAL_BATCH,
-                              should_stop=ctx.check if ctx is not None else None,
-                              settled=lambda i, text: answer_settled(every[i], text),
-                              progress=ctx.step if ctx is not None else None)
+    generate_greedy(bundle, [it.prompt for it in every], max_new_tokens=caps, batch_size=EVAL_BATCH,
+                    should_stop=ctx.check if ctx is not None else None,
+                    settled=lambda i, text: answer_settled(every[i], text),
+                    progress=ctx.step if ctx is not None else None, on_batch=answered)
     nll_pairs = pairs if nll_pairs is None else nll_pairs
-    results, start = {}, 0
-    for pair in pairs:
-        end = start + len(items[pair])
-        pair_answers = answers[start:end]
-        scores = [behaviour_score(it, a) for it, a in zip(items[pair], pair_answers)]
-        results[pair] = {"answers": pair_answers, "scores": scores,
-                         "refusals": [is_refusal(a) for a in pair_answers],
-                         "score": sum(scores) / len(scores),
-                         "refusal_rate": sum(is_refusal(a) for a in pair_answers) / len(pair_answers)}
-        start = end
     if ctx is not None and nll_pairs:
         ctx.phase("answer likelihoods")
     for pair in nll_pairs:  # one skill at a time: its answers have similar lengths
         nll = effective_answer_nll(bundle, items[pair], batch_size=NLL_BATCH).tolist()
         results[pair].update(nll=nll, mean_nll=sum(nll) / len(nll))
-    return results
+    return {pair: results[pair] for pair in pairs}
 
 
 def base_skill_results(base: "LLMBundle", skill: str, n: int, max_new_tokens: int,
@@ -185,6 +197,51 @@ def evaluated_skills(method_config: "SkillConfig", forgotten: tuple[str, ...]) -
 def evaluation_size(method_config: "SkillConfig") -> tuple[int, int]:
     """(items per skill and split, answer-length cap) of an evaluation."""
     return method_config.eval_items, method_config.eval_max_new_tokens
+
+
+def skill_rows(roles: dict[str, str], before: dict[tuple[str, str], dict[str, Any]],
+               after: dict[tuple[str, str], dict[str, Any]]) -> list[MetricRow]:
+    """Metrics-table rows of the skills (name -> "forget", "forget, earlier request" or "retain") whose
+    (skill, split) results ``after`` holds, then the relative drops those allow."""
+    rows: list[MetricRow] = []
+    drops: dict[tuple[str, str], float | None] = {}
+    for skill, role in roles.items():
+        for split, wording in EVAL_SPLITS.items():
+            if (skill, split) not in after:
+                continue
+            was, now = before[(skill, split)], after[(skill, split)]
+            rows.append(rate_row(
+                f"{skill} score, {wording} ({role})", [v >= 1 for v in was["scores"]],
+                [v >= 1 for v in now["scores"]], better="higher" if role == "retain" else "lower",
+                help=f"Share of held-out {wording} answered correctly (greedy answers; abstention fails)."))
+            rows.append(rate_row(
+                f"{skill} refusal rate, {wording} ({role})", was["refusals"], now["refusals"],
+                better="lower" if role == "retain" else "higher",
+                help=f"Share of {wording} answered with a refusal or abstention."))
+            if split == NLL_SPLIT and "mean_nll" in now:
+                rows.append(MetricRow(
+                    f"{skill} answer NLL ({role})", was["mean_nll"], now["mean_nll"], unit="nats/token",
+                    better="lower" if role == "retain" else "higher", n=len(was["nll"]),
+                    help="Mean token negative log-likelihood of the answers alone (the antonym, the fact, the "
+                         "function body; a story's whole text), not the reference's template; log |V| per "
+                         "token where the model abstains."))
+            drops[(skill, split)] = relative_drop(was["score"], now["score"])
+    for split, wording in EVAL_SPLITS.items():
+        for skill, role in roles.items():
+            if role == "forget" and (skill, split) in drops:
+                rows.append(MetricRow(f"forget skill relative drop, {wording}", None, drops[(skill, split)],
+                                      better="higher", help="(before - after) / before of the forget skill's score."))
+        for skill, role in roles.items():
+            if role == "forget, earlier request" and (skill, split) in drops:
+                rows.append(MetricRow(f"earlier forget skill relative drop, {wording} ({skill})", None,
+                                      drops[(skill, split)], better="higher",
+                                      help="The same for a skill an earlier request on this edit unlearned: "
+                                           "does it stay forgotten?"))
+        retain_drops = [d for (s, sp), d in drops.items() if roles[s] == "retain" and sp == split and d is not None]
+        if retain_drops:
+            rows.append(MetricRow(f"retain max relative drop, {wording}", None, max(retain_drops), better="lower",
+                                  help="Largest relative score drop over the retain skills."))
+    return rows
 
 
 def rate_row(name: str, before: list[bool], after: list[bool], help: str, better: str | None) -> MetricRow:
@@ -257,51 +314,21 @@ class LLMBackend(Backend):
 
     def evaluate(self, base: "LLMBundle", edited: "LLMBundle", method_config: "SkillConfig",
                  ctx: "JobContext") -> list[MetricRow]:
+        """Scores and refusals of every evaluated skill on test prompts and unseen phrasings, answer NLLs on
+        test prompts, relative drops. While the answers are decoded, the skills already answered show as an
+        estimate (their answer NLLs and the other skills still to come)."""
         earlier, forget_skills, retain = evaluated_skills(method_config, edited.forgotten)
-        forget = method_config.forget_skill
         if forget_skills:
             edited.forgotten = earlier + forget_skills
         n, max_new = evaluation_size(method_config)
-        skills = list(earlier + forget_skills + retain)
-        rows: list[MetricRow] = []
-        drops: dict[tuple[str, str], float | None] = {}
-        pairs = [(skill, split) for skill in skills for split in EVAL_SPLITS]
+        roles = {**{s: "forget, earlier request" for s in earlier}, **{s: "forget" for s in forget_skills},
+                 **{s: "retain" for s in retain}}
+        pairs = [(skill, split) for skill in roles for split in EVAL_SPLITS]
         base_results = base_skills_results(base, pairs, n, max_new, ctx)
-        edited_results = skills_results(edited, pairs, n, max_new, ctx, nll_pairs=[p for p in pairs if p[1] == NLL_SPLIT])
-        for skill in skills:
-            role = "forget" if skill == forget else "forget, earlier request" if skill in earlier else "retain"
-            for split, wording in EVAL_SPLITS.items():
-                before, after = base_results[(skill, split)], edited_results[(skill, split)]
-                rows.append(rate_row(
-                    f"{skill} score, {wording} ({role})", [v >= 1 for v in before["scores"]],
-                    [v >= 1 for v in after["scores"]], better="higher" if role == "retain" else "lower",
-                    help=f"Share of held-out {wording} answered correctly (greedy answers; abstention fails)."))
-                rows.append(rate_row(
-                    f"{skill} refusal rate, {wording} ({role})", before["refusals"], after["refusals"],
-                    better="lower" if role == "retain" else "higher",
-                    help=f"Share of {wording} answered with a refusal or abstention."))
-                if split == NLL_SPLIT:
-                    rows.append(MetricRow(
-                        f"{skill} answer NLL ({role})", before["mean_nll"], after["mean_nll"], unit="nats/token",
-                        better="lower" if role == "retain" else "higher", n=len(before["nll"]),
-                        help="Mean token negative log-likelihood of the answers alone (the antonym, the fact, the "
-                             "function body; a story's whole text), not the reference's template; log |V| per "
-                             "token where the model abstains."))
-                drops[(skill, split)] = relative_drop(before["score"], after["score"])
-        for split, wording in EVAL_SPLITS.items():
-            if forget != CUSTOM:
-                rows.append(MetricRow(f"forget skill relative drop, {wording}", None, drops[(forget, split)],
-                                      better="higher", help="(before - after) / before of the forget skill's score."))
-            for skill in earlier:
-                rows.append(MetricRow(f"earlier forget skill relative drop, {wording} ({skill})", None,
-                                      drops[(skill, split)], better="higher",
-                                      help="The same for a skill an earlier request on this edit unlearned: "
-                                           "does it stay forgotten?"))
-            retain_drops = [d for (s, sp), d in drops.items()
-                            if s in retain and sp == split and d is not None]
-            if retain_drops:
-                rows.append(MetricRow(f"retain max relative drop, {wording}", None, max(retain_drops), better="lower",
-                                      help="Largest relative score drop over the retain skills."))
+        edited_results = skills_results(
+            edited, pairs, n, max_new, ctx, nll_pairs=[p for p in pairs if p[1] == NLL_SPLIT],
+            on_answered=lambda done: ctx.preview(skill_rows(roles, base_results, done)))
+        rows = skill_rows(roles, base_results, edited_results)
         pasted = parse_pasted(method_config.forget_prompts, "forget prompts")
         if pasted:
             from backends.llm.decoding import generate_greedy

@@ -5,9 +5,11 @@ A row leaves its batch (its KV cache rows are dropped) as soon as it ends: at an
 token cap, or when the caller's ``settled`` test says the rest of the answer cannot matter (evaluation: the
 score can no longer change, :func:`backends.llm.scoring.answer_settled`). On 2 CPU cores a decoding step of the
 embedded SmolLM2 costs about 90 ms of reading weights plus 3-5 ms per row in flight, so the steps a batch
-runs and the rows still in it both count. Measured on the embedded model, Neuron Adjust's python_coding
-evaluation (32 prompts, cap 160, one batch): ``model.generate`` (every row computed until the longest ends)
-43.9 s; this loop 35.8 s with token-identical answers; see ``backends/llm/backend.py`` for whole evaluations.
+runs and the rows still in it both count. Measured on the embedded model, 2 threads: Neuron Adjust's
+python_coding evaluation (32 prompts, cap 160, one batch) took 43.9 s with ``model.generate`` (every row
+computed until the longest ends) and 35.8 s with this loop, token-identical; its whole evaluation (4 skills x 2
+splits x 16 prompts, decoded together with settled rows ending) went from 121 to 83 s, the base's 128 scores
+unchanged (its answers are prefixes of the whole ones).
 Key Space Detection judges the prompt during its forward pass (the run state's prefill); the rows it flags
 get its refusal and never decode.
 """
@@ -36,13 +38,15 @@ def stop_token_ids(bundle: LLMBundle) -> list[int]:
 
 def generate_greedy(bundle: LLMBundle, prompts: list[str], max_new_tokens: int | Sequence[int] = 64,
                     batch_size: int = 8, seed: int = 0, should_stop: Callable[[], None] | None = None,
-                    settled: Settled | None = None, progress: Callable[[int], None] | None = None) -> list[str]:
+                    settled: Settled | None = None, progress: Callable[[int], None] | None = None,
+                    on_batch: Callable[[list[int], list[str]], None] | None = None) -> list[str]:
     """Greedy (argmax) answers to chat prompts, whatever sampling defaults the checkpoint has.
 
     ``max_new_tokens``: one cap for all, or one per prompt; prompts are batched by cap, longest first, so
     short answers do not wait in a batch of long ones. Hook edits are active while this runs (and only for
     this thread). ``should_stop`` (e.g. a cancel check that raises) is called before each batch and after
-    each generated token; ``progress`` hears the number of answers finished so far, as rows finish.
+    each generated token; ``progress`` hears the number of answers finished so far, as rows finish;
+    ``on_batch`` gets each batch's prompt indices and answers as soon as the batch is done.
     """
     caps = [max_new_tokens] * len(prompts) if isinstance(max_new_tokens, int) else list(max_new_tokens)
     if len(caps) != len(prompts):
@@ -66,6 +70,8 @@ def generate_greedy(bundle: LLMBundle, prompts: list[str], max_new_tokens: int |
                                 should_stop, settled, count)
         for i, answer in zip(batch, decoded):
             answers[i] = answer
+        if on_batch is not None:
+            on_batch(batch, decoded)
     return answers
 
 
