@@ -128,9 +128,10 @@ def _decode_batch(bundle: LLMBundle, indices: list[int], rows: list[list[int]], 
 
 
 def _new_cache(bundle: LLMBundle) -> object:
+    """An empty KV cache that grows per layer (the presets' models use full attention in every layer)."""
     from transformers import DynamicCache
 
-    return DynamicCache(config=bundle.model.config)
+    return DynamicCache()
 
 
 @lru_cache(maxsize=None)
