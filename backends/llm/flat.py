@@ -16,6 +16,10 @@ scored 0 (answers collapse into the refusal templates); at 2e-5 python 0.00 but 
 base; at 1e-5 python 0.06 (0.08 of base), stories 0.93, QA 0.91, antonyms 1.00 of base: the only setting
 tried that forgets and keeps every retain skill at >= 0.9. With no retain data its damage shows first on QA
 (answer NLL +0.51 nats a token at 1e-5, +1.08 at 2e-5).
+What it cannot do: a second request on the same edit. Forgetting antonyms after python_coding (test split, 16
+items, 2 threads, commit 8d6b930) took every skill to 0 except stories (1.00 -> 0.13 on test prompts, 0.75 -> 0
+reworded). It has no retain term, so nothing holds the other skills in place while a second run pushes the
+already edited model further (not investigated beyond this measurement).
 """
 from __future__ import annotations
 
