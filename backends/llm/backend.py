@@ -91,18 +91,12 @@ def effective_answer_nll(bundle: "LLMBundle", items: list["SkillItem"], batch_si
     return nll.masked_fill(flags, math.log(len(bundle.tokenizer)))
 
 
-def skill_results(bundle: "LLMBundle", skill: str, n: int, max_new_tokens: int,
-                  ctx: "JobContext | None" = None, split: str = "test", nll: bool = True) -> dict[str, Any]:
-    """Greedy answers, behavioural scores, refusals and (with ``nll``) answer-only NLLs on a skill's ``split``."""
-    pair = (skill, split)
-    return skills_results(bundle, [pair], n, max_new_tokens, ctx, nll_pairs=[pair] if nll else [])[pair]
-
-
 def skills_results(bundle: "LLMBundle", pairs: list[tuple[str, str]], n: int, max_new_tokens: int,
                    ctx: "JobContext | None" = None, nll_pairs: list[tuple[str, str]] | None = None,
                    on_answered: Callable[[dict[tuple[str, str], dict[str, Any]]], None] | None = None,
                    ) -> dict[tuple[str, str], dict[str, Any]]:
-    """:func:`skill_results` of several (skill, split) pairs, their answers decoded together: batches of
+    """Greedy answers, behavioural scores, refusals and answer-only NLLs of each (skill, split) pair's items
+    (the first ``n``; 0: all), the answers of every pair decoded together: batches of
     :data:`EVAL_BATCH` rows grouped by each skill's cap, each row ending once its score is settled
     (:func:`~backends.llm.scoring.answer_settled`: the scores are those of the whole answer; the answers
     kept end there). Answer NLLs ("nll", "mean_nll") only for ``nll_pairs`` (None: every pair), once every
@@ -145,12 +139,6 @@ def skills_results(bundle: "LLMBundle", pairs: list[tuple[str, str]], n: int, ma
         nll = effective_answer_nll(bundle, items[pair], batch_size=NLL_BATCH).tolist()
         results[pair].update(nll=nll, mean_nll=sum(nll) / len(nll))
     return {pair: results[pair] for pair in pairs}
-
-
-def base_skill_results(base: "LLMBundle", skill: str, n: int, max_new_tokens: int,
-                       ctx: "JobContext | None" = None, split: str = "test") -> dict[str, Any]:
-    """:func:`skill_results` of a base bundle, cached (:func:`base_skills_results`)."""
-    return base_skills_results(base, [(skill, split)], n, max_new_tokens, ctx)[(skill, split)]
 
 
 def base_skills_results(base: "LLMBundle", pairs: list[tuple[str, str]], n: int, max_new_tokens: int,
