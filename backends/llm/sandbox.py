@@ -36,7 +36,6 @@ from dataclasses import dataclass
 MAX_CODE_CHARS = 20_000
 OUTPUT_LIMIT_BYTES = 1 << 20  # RLIMIT_FSIZE: 1 MiB per file, stdout/stderr included
 _FENCE_RE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[^\n]*\n(.*?)(?:```|\Z)", re.DOTALL)
-_CLOSED_FENCE_RE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[^\n]*\n(.*?)```", re.DOTALL)
 _DEFINES_RE = re.compile(r"^\s*(def|class) ", re.MULTILINE)
 _PYTHON_LANGS = ("", "python", "py", "python3")
 _CODE_START_RE = re.compile(r"^(def |class |import |from |@|async def )", re.MULTILINE)
@@ -159,8 +158,8 @@ def extract_code(answer: str) -> str:
 def first_program_closed(answer: str) -> bool:
     """Whether :func:`extract_code` of ``answer`` and of every continuation of it is already decided: a closed
     fenced Python block that defines something (the first such block is taken, whatever follows)."""
-    return any(lang.lower() in _PYTHON_LANGS and _DEFINES_RE.search(body)
-               for lang, body in _CLOSED_FENCE_RE.findall(answer))
+    return any(block.group(0).endswith("```") and block.group(1).lower() in _PYTHON_LANGS
+               and _DEFINES_RE.search(block.group(2)) for block in _FENCE_RE.finditer(answer))
 
 
 def _compiles(code: str) -> bool:

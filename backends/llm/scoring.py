@@ -91,9 +91,8 @@ def answer_settled(item: SkillItem, answer: str) -> bool:
         return False
     if item.skill == "python_coding":
         return first_program_closed(answer)
-    if item.skill in ("factual_qa", "antonyms"):
-        text = normalise(answer)
-        return any(f" {option} " in f" {text}" for option in map(normalise, item.check.split("|")) if option)
+    if item.skill in ("factual_qa", "antonyms"):  # the scorer, on the text without its last (maybe partial) word
+        return _score_qa(item, normalise(answer).rpartition(" ")[0]) == 1.0
     return False
 
 
