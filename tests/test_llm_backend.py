@@ -99,12 +99,19 @@ def argmax_answer(bundle, prompt, max_new_tokens):
     return bundle.tokenizer.decode(new, skip_special_tokens=True).strip()
 
 
-def test_greedy_answers_are_argmax_decoding_whatever_sampling_defaults_the_checkpoint_has(tmp_path):
+def tiny_qwen_through_the_hub_loader(folder, **generation):
+    """A seeded tiny random Qwen2 checkpoint (with these generation defaults) saved to ``folder`` and loaded
+    by the hub preset's loader."""
     model, tokenizer = presets.tiny_random_model("qwen2", seed=5)
-    model.generation_config.update(do_sample=True, temperature=0.7, top_k=20, top_p=0.8, repetition_penalty=1.5)
-    model.save_pretrained(tmp_path, safe_serialization=True)
-    tokenizer.save_pretrained(tmp_path)
-    bundle = presets.load_hub_model("qwen2_5_0_5b", "cpu", _source=tmp_path)
+    model.generation_config.update(**generation)
+    model.save_pretrained(folder, safe_serialization=True)
+    tokenizer.save_pretrained(folder)
+    return presets.load_hub_model("qwen2_5_0_5b", "cpu", _source=folder)
+
+
+def test_greedy_answers_are_argmax_decoding_whatever_sampling_defaults_the_checkpoint_has(tmp_path):
+    bundle = tiny_qwen_through_the_hub_loader(tmp_path, do_sample=True, temperature=0.7, top_k=20, top_p=0.8,
+                                              repetition_penalty=1.5)
     prompts = ["Hi", "Name a colour, then a fruit", "Say something long about the sea"]
     answers = decoding.generate_greedy(bundle, prompts, max_new_tokens=12, batch_size=3)
     assert answers == [argmax_answer(bundle, p, 12) for p in prompts]
@@ -113,10 +120,7 @@ def test_greedy_answers_are_argmax_decoding_whatever_sampling_defaults_the_check
 def test_rows_with_their_own_caps_leave_the_batch_and_answer_as_if_alone(tmp_path):
     """Per-prompt caps, rows that end early (their cap, or ``settled``) dropped from a shrinking batch: every
     answer is still the reference argmax decoding of that prompt, cut where its own rule ends it."""
-    model, tokenizer = presets.tiny_random_model("qwen2", seed=5)
-    model.save_pretrained(tmp_path, safe_serialization=True)
-    tokenizer.save_pretrained(tmp_path)
-    bundle = presets.load_hub_model("qwen2_5_0_5b", "cpu", _source=tmp_path)
+    bundle = tiny_qwen_through_the_hub_loader(tmp_path)
     prompts = ["Hi", "Name a colour, then a fruit", "Say something long about the sea", "Count to ten"]
     caps = [3, 12, 7, 12]
     full = [argmax_answer(bundle, p, cap) for p, cap in zip(prompts, caps)]
