@@ -6,6 +6,9 @@ Metrics:
 - faceworld.judge.gan_freq_max_err_pts: largest |judged frequency on 2,000 base-GAN samples - the world's
   frequency| over every attribute value, in points (target <= 3). The world's frequencies are the renderer's
   ground-truth label frequencies of 20,000 sampled faces (no classifier involved).
+- faceworld.judge.gan_code_agreement.<attr>: share of those base-GAN samples whose judged value is the value its
+  latent code asks for (the mapping network decodes each attribute from z, backends/faceworld/latent_code.py):
+  where the GAN draws something other than its code says, whatever the judge's frequencies; _min over attributes.
 - faceworld.judge.gold_glasses_pct: share of 2,000 samples of the gold "no glasses" GAN the judge sees with
   glasses or sunglasses, in % (target <= 1).
 """
@@ -39,6 +42,23 @@ def judged_frequencies(classes: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return {a: value_rates(c, len(world.ATTRIBUTES[a])) / 100 for a, c in classes.items()}
 
 
+def code_values(gan, seeds: list[int]) -> dict[str, np.ndarray]:
+    """attr -> (N,) value index the base GAN's latent code asks for at each seed (its training pool's layout:
+    the seed and pool size in the asset's metadata; 3,000 faces give the same slices)."""
+    import json
+
+    from backends.faceworld import world
+    from backends.faceworld.latent_code import LatentCode
+
+    trained = json.loads(gan.metadata["train_config"])
+    if trained["exclude"]:
+        raise ValueError(f"code_values reads the base GAN's layout; this one excludes {trained['exclude']!r}")
+    code = LatentCode(world.sample_faces(3000, trained["data_seed"]), gan.generator.config.z_dim)
+    if tuple(code.groups()) != gan.generator.config.code_groups:
+        raise ValueError("the GAN's code groups are not LatentCode's for its training pool")
+    return code.attribute_values(gan.z_from_seeds(seeds).cpu().numpy(), gan.generator.mapping.code_bias.cpu().numpy())
+
+
 def run() -> Iterator[dict]:
     from backends.faceworld import world
     from backends.faceworld.gan import load_gan
@@ -55,11 +75,19 @@ def run() -> Iterator[dict]:
 
     truth = world_frequencies()
     seeds = list(range(NUM_SAMPLES))
-    base = judged_frequencies(judge.classify(load_gan("base", device="cpu").generate(seeds)))
+    gan = load_gan("base", device="cpu")
+    judged = judge.classify(gan.generate(seeds))
+    base = judged_frequencies(judged)
     errors = {a: float(np.abs(base[a] - truth[a]).max() * 100) for a in truth}
     yield {"name": f"{PREFIX}.gan_freq_max_err_pts", "value": round(max(errors.values()), 2), "unit": "pts"}
     for attribute, error in errors.items():
         yield {"name": f"{PREFIX}.gan_freq_err_pts.{attribute}", "value": round(error, 2), "unit": "pts"}
+
+    coded = code_values(gan, seeds)
+    agreement = {a: float(np.mean(judged[a] == coded[a])) for a in coded}
+    yield {"name": f"{PREFIX}.gan_code_agreement_min", "value": round(min(agreement.values()), 4), "unit": "share"}
+    for attribute, share in agreement.items():
+        yield {"name": f"{PREFIX}.gan_code_agreement.{attribute}", "value": round(share, 4), "unit": "share"}
 
     gold = judged_frequencies(judge.classify(load_gan("no_glasses", device="cpu").generate(seeds)))
     none = world.ATTRIBUTES["glasses"].index("none")

@@ -69,6 +69,8 @@ class TrainConfig:
     r1_interval: int = 16
     style_mixing_prob: float = 0.0           # pairs z -> render need unmixed styles
     recon_weight: float = 20.0               # L1 weight of G(z_face) vs render(face); 0 = plain GAN
+    feature_weight: float = 0.0              # + recon_weight * this * L1 averaged over the mouth and brows only
+    init_from: str = ""                      # fine-tune: a shipped asset's G, G_ema and D start a fresh run
     decode_code: bool = True                 # mapping reads the categorical factors as one-hot codes (see LatentCode)
     ema_kimg: float = 5.0                    # EMA half-life in thousands of images
     ema_rampup: float = 0.05                 # half-life <= rampup * images seen (early EMA follows G closely)
@@ -133,6 +135,32 @@ def render_pool(n: int, seed: int, exclude: str, render_size: int, image_size: i
     faces = world.sample_faces(n, seed, exclude=EXCLUDE_PRESETS.get(exclude))
     return np.concatenate([world.render_small(faces[start:start + 2000], image_size, render_size)
                            for start in range(0, n, 2000)])
+
+
+def feature_boxes(faces: list, image_size: int) -> np.ndarray:
+    """(N, 2, 4) pixel boxes (x0, y0, x1, y1) of where a face's expression shows in an ``image_size`` render:
+    its mouth and its two brows (world.render's geometry, a little margin around the widest expression)."""
+    boxes = np.zeros((len(faces), 2, 4), np.float32)
+    for i, face in enumerate(faces):
+        marks = world.landmarks(face, image_size)
+        (cx, mouth_y), (left_x, eye_y) = marks["mouth"], marks["left_eye"]
+        fw, _ = marks["head_half_size"]
+        half_mouth = 1.2 * 0.42 * fw
+        brow_y = eye_y - 0.38 * fw
+        boxes[i, 0] = (cx - half_mouth, mouth_y - 0.35 * fw, cx + half_mouth, mouth_y + 0.4 * fw)
+        boxes[i, 1] = (left_x - 0.35 * fw, brow_y - 0.25 * fw, 2 * cx - left_x + 0.35 * fw, brow_y + 0.3 * fw)
+    return boxes
+
+
+def box_masks(boxes: np.ndarray, image_size: int):
+    """(B, 1, H, W) float mask of the pixels whose centres lie in any of each face's boxes (B, K, 4)."""
+    import torch
+
+    centre = torch.arange(image_size, dtype=torch.float32) + 0.5  # (H,) = (W,)
+    b = torch.from_numpy(boxes)[..., None, None]  # (B, K, 4, 1, 1)
+    inside = ((centre[None, :] >= b[:, :, 0]) & (centre[None, :] < b[:, :, 2])  # x: (B, K, 1, W)
+              & (centre[:, None] >= b[:, :, 1]) & (centre[:, None] < b[:, :, 3]))  # y: (B, K, H, W)
+    return inside.any(dim=1, keepdim=True).float()
 
 
 def load_pool(config: TrainConfig, image_size: int, log=print) -> tuple[np.ndarray, str]:
@@ -219,9 +247,10 @@ class Trainer:
             ws = torch.where(mix & (layer >= cutoff), w2, ws)
         return ws
 
-    def step(self, pool: np.ndarray, code: LatentCode | None = None) -> dict:
+    def step(self, pool: np.ndarray, code: LatentCode | None = None, boxes: np.ndarray | None = None) -> dict:
         """One D and one G update. With a LatentCode, fakes use the z of the sampled real faces and G also
-        pays recon_weight * L1(G(z_face), face)."""
+        pays recon_weight * L1(G(z_face), face), plus feature_weight times that L1 over the faces' ``boxes``
+        (feature_boxes: mouth and brows, a few dozen of the 1,024 pixels, where the expression shows)."""
         import torch
         import torch.nn.functional as F
 
@@ -254,14 +283,20 @@ class Trainer:
         fake = self.G.synthesis(self._ws(z), noise_mode="random")
         logits_fake = self.D(fake)
         loss_G = F.softplus(-logits_fake).mean()
-        recon = (fake - real.detach()).abs().mean() if paired else torch.zeros(())
+        error = (fake - real.detach()).abs() if paired else None  # (B, 3, H, W)
+        recon = error.mean() if paired else torch.zeros(())
+        features = torch.zeros(())
+        if paired and config.feature_weight > 0 and boxes is not None:
+            mask = box_masks(boxes[index], fake.shape[-1]).to(fake.device)  # (B, 1, H, W)
+            features = (error * mask).sum() / (mask.sum() * error.shape[1]).clamp(min=1)
         self.opt_G.zero_grad(set_to_none=True)
-        (loss_G + config.recon_weight * recon).backward()
+        (loss_G + config.recon_weight * (recon + config.feature_weight * features)).backward()
         self.opt_G.step()
 
         self._update_ema()
         self.step_index += 1
         return {"loss_D": loss_D.item(), "loss_G": loss_G.item(), "recon": recon.item() if paired else None,
+                "recon_features": features.item() if paired and config.feature_weight > 0 else None,
                 "r1": r1.item() if do_r1 else None,
                 "D_real": logits_real.mean().item(), "D_fake": logits_fake.mean().item()}
 
@@ -314,7 +349,7 @@ def _summary(history: list[dict]) -> dict:
     recent = history[-20:]
     if not recent:
         return {}
-    keys = [key for key in ("loss_D", "loss_G", "recon", "D_real", "D_fake") if recent[-1].get(key) is not None]
+    keys = [key for key in ("loss_D", "loss_G", "recon", "recon_features", "D_real", "D_fake") if recent[-1].get(key) is not None]
     return {key: round(float(np.mean([h[key] for h in recent if h.get(key) is not None])), 4) for key in keys}
 
 
@@ -340,6 +375,10 @@ def write_card(trainer: Trainer, finished: bool, metrics: dict | None = None) ->
         f"{1 - config.lr_decay_from:.0%} of the budget), batch {config.batch}, style mixing "
         f"{config.style_mixing_prob}, EMA half-life {config.ema_kimg} kimg (ramp-up {config.ema_rampup}); "
         f"no path-length regulariser, no noise inputs. Shipped weights: G_ema + D + w_avg (fp32).",
+        *([f"- Fine-tuned from `{Path(config.init_from).name}` (its G_ema as G and G_ema, its D; fresh Adam state) "
+           f"with lr {config.lr}; the reconstruction term adds {config.feature_weight:g} x the L1 averaged over each "
+           f"face's mouth and brows (`feature_boxes`: where the expression shows, about 9 % of the pixels)."]
+          if config.init_from else []),
         f"- Seeds: init/latents {config.seed}, data {config.data_seed}.",
         f"- Steps: {trainer.step_index:,} of {config.steps:,} planned ({trainer.step_index * config.batch / 1000:.0f} "
         f"kimg){'' if finished else ' - checkpoint of a run still in progress'}; wall time "
@@ -352,8 +391,10 @@ def write_card(trainer: Trainer, finished: bool, metrics: dict | None = None) ->
         metrics = _card_metrics(config.card_path, config.variant)
     if metrics:
         lines.append(f"- Metrics (bench/faceworld_gan.py): {json.dumps(metrics)}")
+    fine_tune = (f" --init-from {config.init_from} --feature-weight {config.feature_weight:g} --lr {config.lr:g}"
+                 if config.init_from else "")
     lines.append(f"- Reproduce: `python scripts/train_gan.py{' --exclude ' + config.exclude if config.exclude else ''} "
-                 f"--steps {config.steps} --max-minutes {config.max_minutes:g}`.")
+                 f"--steps {config.steps} --max-minutes {config.max_minutes:g}{fine_tune}`.")
     lines.append(f"<!-- /variant:{config.variant} -->")
     section = "\n".join(lines)
 
@@ -404,25 +445,45 @@ def checkpoint(trainer: Trainer, finished: bool) -> None:
     write_card(trainer, finished)
 
 
+def start_from_asset(trainer: Trainer, path: Path) -> None:
+    """G and G_ema from an asset's shipped G_ema, D from its D (fresh optimisers): a fine-tuning start. The
+    asset must have this run's architecture and latent-code layout."""
+    from backends.faceworld.gan import load_gan_file
+
+    shipped = load_gan_file(path, device=trainer.config.device)
+    if shipped.discriminator is None:
+        raise ValueError(f"{path} has no discriminator to fine-tune")
+    if shipped.generator.config.to_dict() != trainer.G.config.to_dict():
+        raise ValueError(f"{path} has another architecture or code layout than this run")
+    for target in (trainer.G, trainer.G_ema):
+        target.load_state_dict(shipped.generator.state_dict())
+    trainer.D.load_state_dict(shipped.discriminator.state_dict())
+
+
 def train(config: TrainConfig) -> Trainer:
     """Train (resuming from run_dir/last.pt if present) until config.steps or the wall-time budget."""
     from tqdm import tqdm
 
     log = training_common.RunLog(config.log_path, config.variant, echo=False)
 
-    code = None
+    code = boxes = None
     if config.recon_weight > 0 or config.decode_code:
         from backends.faceworld._gan_nets import GANConfig
 
         faces = world.sample_faces(config.pool_size, config.data_seed, exclude=EXCLUDE_PRESETS.get(config.exclude))
         code = LatentCode(faces, config.gan.get("z_dim", GANConfig.z_dim))
         log(f"latent code: {len(code.factors)} factors {code.factors}")
+        if config.feature_weight > 0:
+            boxes = feature_boxes(faces, config.gan.get("image_size", GANConfig.image_size))
     trainer = Trainer(config, log, code)
     last = config.run_dir / "last.pt"
     state = training_common.load_checkpoint(last, map_location=config.device)
     if state is not None:
         trainer.load_state_dict(state)
         log(f"resumed from {last} at step {trainer.step_index}")
+    elif config.init_from:
+        start_from_asset(trainer, Path(config.init_from))
+        log(f"fine-tuning from {config.init_from}")
     pool, trainer.data_fingerprint = load_pool(config, trainer.G.config.image_size, log)
     log(f"start step {trainer.step_index}/{config.steps}, pool {pool.shape}, config {json.dumps(asdict(config))}")
 
@@ -439,7 +500,7 @@ def train(config: TrainConfig) -> Trainer:
            and not stop.is_set()):
         t0 = time.time()
         lr = trainer.set_lr_for(max(trainer.elapsed_s / (config.max_minutes * 60), trainer.step_index / config.steps))
-        stats = trainer.step(pool, code)
+        stats = trainer.step(pool, code, boxes)
         trainer.elapsed_s = start_elapsed + time.time() - session_start
         bar.update(1)
         if trainer.step_index % config.log_every == 0 or trainer.step_index == 1:
@@ -479,6 +540,10 @@ def main(argv: list[str] | None = None) -> Trainer | None:
     parser.add_argument("--work-dir", default=defaults.work_dir,
                         help="render pool, log, checkpoints (resumed from) and sample grids")
     parser.add_argument("--asset-dir", default=defaults.asset_dir, help="where the weights and GAN.md are written")
+    parser.add_argument("--feature-weight", type=float, default=defaults.feature_weight,
+                        help="extra reconstruction weight on the mouth and brows (where expression shows)")
+    parser.add_argument("--init-from", default=defaults.init_from,
+                        help="fine-tune: start from this shipped asset (e.g. assets/faceworld/gan_base.safetensors)")
     parser.add_argument("--threads", type=int, default=defaults.threads)
     parser.add_argument("--device", default=defaults.device, help="cpu or cuda")
     parser.add_argument("--card-metrics", metavar="JSON", default=None,
@@ -490,6 +555,7 @@ def main(argv: list[str] | None = None) -> Trainer | None:
         return None
     config = TrainConfig(variant=variant, exclude=args.exclude, steps=args.steps, max_minutes=args.max_minutes,
                          batch=args.batch, lr=args.lr, pool_size=args.pool_size, seed=args.seed,
+                         feature_weight=args.feature_weight, init_from=args.init_from,
                          work_dir=args.work_dir, asset_dir=args.asset_dir, threads=args.threads, device=args.device)
     return train(config)
 

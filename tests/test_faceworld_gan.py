@@ -183,6 +183,48 @@ def test_training_smoke_and_resume(tmp_path):
     assert '"err_pts": 1.5' in card  # metrics recorded between runs survive later checkpoints
 
 
+def test_feature_boxes_hold_every_pixel_an_expression_changes():
+    """The fine-tuning term's boxes (mouth and brows) contain all of the difference between a face's
+    expressions, and stay a small part of the image."""
+    import dataclasses
+
+    from backends.faceworld import world
+
+    train_gan = _load_train_script()
+    faces = world.sample_faces(60, 11)
+    inside = train_gan.box_masks(train_gan.feature_boxes(faces, 32), 32)[:, 0].numpy() > 0  # (N, 32, 32)
+    renders = {e: world.render_small([dataclasses.replace(f, attrs=world.Attrs({**dict(f.attrs), "expression": e}))
+                                      for f in faces]).astype(int) for e in world.ATTRIBUTES["expression"]}
+    for a, b in (("neutral", "frowning"), ("neutral", "smiling"), ("smiling", "frowning")):
+        changed = np.abs(renders[a] - renders[b]).sum(-1) > 0  # (N, 32, 32)
+        assert changed.any(axis=(1, 2)).all() and not (changed & ~inside).any()
+    assert inside.mean() < 0.15
+
+
+def test_fine_tuning_starts_from_the_asset_and_pays_the_feature_term(tmp_path):
+    train_gan = _load_train_script()
+    common = dict(batch=4, pool_size=8, gan=dict(TINY), r1_interval=2, log_every=1, progress=False,
+                  asset_dir=str(tmp_path / "assets"))
+    train_gan.train(train_gan.TrainConfig(steps=1, work_dir=str(tmp_path / "pretrain"), **common))
+    asset = tmp_path / "assets" / "gan_base.safetensors"
+    shipped = gan_module.load_gan_file(asset, device="cpu")
+    config = train_gan.TrainConfig(steps=1, work_dir=str(tmp_path / "finetune"), init_from=str(asset),
+                                   feature_weight=1.0, **common)
+    trainer = train_gan.Trainer(config, code=LatentCode(train_gan.world.sample_faces(8, config.data_seed),
+                                                        TINY["z_dim"]))
+    train_gan.start_from_asset(trainer, asset)
+    for name, value in shipped.generator.state_dict().items():
+        assert torch.equal(trainer.G.state_dict()[name], value) and torch.equal(trainer.G_ema.state_dict()[name], value)
+    assert all(torch.equal(trainer.D.state_dict()[k], v) for k, v in shipped.discriminator.state_dict().items())
+    tuned = train_gan.train(config)
+    assert tuned.step_index == 1 and "fine-tuning from" in (tmp_path / "finetune" / "train.log").read_text()
+    assert tuned.history[-1]["recon_features"] > 0
+    other = train_gan.TrainConfig(steps=1, work_dir=str(tmp_path / "other"), init_from=str(asset),
+                                  **{**common, "gan": {**TINY, "w_dim": 32}})
+    with pytest.raises(ValueError, match="architecture"):
+        train_gan.train(other)
+
+
 def test_exclude_pool_has_no_glasses(tmp_path):
     train_gan = _load_train_script()
     with pytest.raises(ValueError, match="valid"):
@@ -210,6 +252,16 @@ def test_latent_code_matches_data_marginals():
         # ... and z ~ N(0, I) decodes to the data's frequencies
         decoded = np.bincount((free[:, offset:offset + width] + biases).argmax(1), minlength=width) / len(free)
         np.testing.assert_allclose(decoded, np.bincount(values, minlength=width) / len(values), atol=0.03)
+    # ... and attribute_values names each face's own attribute values, read through a generator's code_bias
+    decoded = code.attribute_values(z, code.bias_vector().numpy())
+    for attribute, values in world.ATTRIBUTES.items():
+        np.testing.assert_array_equal(decoded[attribute], [values.index(f.attrs[attribute]) for f in faces])
+    without = [f for f in faces if f.attrs["glasses"] == "none"]  # a pool where glasses has one value (no z slot)
+    code_without = LatentCode(without, z_dim=64)
+    z_without = code_without.sample(np.arange(len(without)), torch.Generator().manual_seed(1)).numpy()
+    decoded = code_without.attribute_values(z_without, code_without.bias_vector().numpy())
+    assert set(decoded["glasses"]) == {0}
+    np.testing.assert_array_equal(decoded["hat"], [world.ATTRIBUTES["hat"].index(f.attrs["hat"]) for f in without])
     with pytest.raises(ValueError, match="z_dim"):
         LatentCode(faces, z_dim=16)
 

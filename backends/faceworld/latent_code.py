@@ -49,6 +49,7 @@ class LatentCode:
         self.factors = list(columns)
         self.continuous: list[tuple[int, np.ndarray]] = []        # (z index, (N,) CDF value of each face)
         self.categorical: list[tuple[int, np.ndarray, np.ndarray]] = []  # (first z index, biases (V,), (N,) value)
+        self.attribute_slices: dict[str, tuple[int, list[str]]] = {}  # attr -> (first z index, its values in slice order)
         offset = 0
         for name, values in columns.items():
             if is_continuous[name]:
@@ -58,6 +59,8 @@ class LatentCode:
             else:
                 keys = [repr(v) for v in values]
                 categories = sorted(set(keys))
+                if name.startswith("attr."):
+                    self.attribute_slices[name[len("attr."):]] = (offset, [values[keys.index(c)] for c in categories])
                 index = np.array([categories.index(key) for key in keys])
                 freqs = np.bincount(index, minlength=len(categories)) / n
                 self.categorical.append((offset, self._argmax_biases(freqs, rng), index))
@@ -90,6 +93,17 @@ class LatentCode:
         for start, biases, _ in self.categorical:
             bias[start:start + len(biases)] = torch.from_numpy(biases).float()
         return bias
+
+    def attribute_values(self, z, code_bias) -> dict[str, np.ndarray]:
+        """attr -> (B,) index into ``world.ATTRIBUTES[attr]`` of the value a GAN's mapping network decodes from
+        each z (B, z_dim): argmax(z_slice + code_bias_slice), as ``Mapping.decode_code`` does; ``code_bias``
+        (z_dim,) is the generator's buffer. The code's side of "does G draw what its code says"."""
+        z, code_bias = np.asarray(z, dtype=np.float64), np.asarray(code_bias, dtype=np.float64)
+        out = {}
+        for attribute, (start, values) in self.attribute_slices.items():
+            slot = (z[:, start:start + len(values)] + code_bias[start:start + len(values)]).argmax(1)  # (B,)
+            out[attribute] = np.array([world.ATTRIBUTES[attribute].index(values[i]) for i in slot])
+        return out
 
     def sample(self, index: np.ndarray, generator):
         """z (B, z_dim) for the faces at index: fresh conditional draws of the coded coordinates, free noise."""
