@@ -9,6 +9,8 @@ Metrics:
 - faceworld.judge.gan_code_agreement.<attr>: share of those base-GAN samples whose judged value is the value its
   latent code asks for (the mapping network decodes each attribute from z, backends/faceworld/latent_code.py):
   where the GAN draws something other than its code says, whatever the judge's frequencies; _min over attributes.
+- faceworld.judge.gan_code_freq_max_err_pts: the same comparison as gan_freq_max_err_pts for the values the codes
+  of those 2,000 seeds ask for: what a generator drawing every code faithfully would score (sampling noise of z).
 - faceworld.judge.gold_glasses_pct: share of 2,000 samples of the gold "no glasses" GAN the judge sees with
   glasses or sunglasses, in % (target <= 1).
 """
@@ -34,8 +36,8 @@ def world_frequencies(n: int = 20_000, seed: int = WORLD_SEED) -> dict[str, np.n
             for a, values in world.ATTRIBUTES.items()}
 
 
-def judged_frequencies(classes: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """attr -> (V,) share of images the judge assigns to each value."""
+def value_frequencies(classes: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """attr -> (V,) share of samples with each value index (a judge's classes, or the values latent codes ask for)."""
     from backends.faceworld import world
     from backends.gan.metrics import value_rates
 
@@ -77,19 +79,22 @@ def run() -> Iterator[dict]:
     seeds = list(range(NUM_SAMPLES))
     gan = load_gan("base", device="cpu")
     judged = judge.classify(gan.generate(seeds))
-    base = judged_frequencies(judged)
+    base = value_frequencies(judged)
     errors = {a: float(np.abs(base[a] - truth[a]).max() * 100) for a in truth}
     yield {"name": f"{PREFIX}.gan_freq_max_err_pts", "value": round(max(errors.values()), 2), "unit": "pts"}
     for attribute, error in errors.items():
         yield {"name": f"{PREFIX}.gan_freq_err_pts.{attribute}", "value": round(error, 2), "unit": "pts"}
 
     coded = code_values(gan, seeds)
+    asked = value_frequencies(coded)
+    floor = max(float(np.abs(asked[a] - truth[a]).max() * 100) for a in truth)
+    yield {"name": f"{PREFIX}.gan_code_freq_max_err_pts", "value": round(floor, 2), "unit": "pts"}
     agreement = {a: float(np.mean(judged[a] == coded[a])) for a in coded}
     yield {"name": f"{PREFIX}.gan_code_agreement_min", "value": round(min(agreement.values()), 4), "unit": "share"}
     for attribute, share in agreement.items():
         yield {"name": f"{PREFIX}.gan_code_agreement.{attribute}", "value": round(share, 4), "unit": "share"}
 
-    gold = judged_frequencies(judge.classify(load_gan("no_glasses", device="cpu").generate(seeds)))
+    gold = value_frequencies(judge.classify(load_gan("no_glasses", device="cpu").generate(seeds)))
     none = world.ATTRIBUTES["glasses"].index("none")
     yield {"name": f"{PREFIX}.gold_glasses_pct", "value": round((1 - float(gold["glasses"][none])) * 100, 2),
            "unit": "%"}
