@@ -13,7 +13,7 @@ unchanged (its answers are prefixes of the whole ones).
 What else was measured on that evaluation (a 2-core EPYC with AVX-512, 2 threads), and why it is not here: a
 128-row batch took 78.5 s against 75.3 s for 64 rows; KV buffers grown in place instead of the cache's
 per-step concatenation, 83.6 s (the attention then reads strided views); bf16 weights, 1.75x faster but 60 of
-the base's 128 answers changed; the base's answers as speculative drafts, only 18 of 128 edited answers equal
+the base's 128 answers changed; the base's answers as speculative drafts, only 15 of 128 edited answers equal
 them. Its floor: about 18,000 tokens of 269 MFLOP each at the best fp32 matrix speed measured (126 GFLOP/s), 38 s.
 Key Space Detection judges the prompt during its forward pass (the run state's prefill); the rows it flags
 get its refusal and never decode.
