@@ -107,7 +107,8 @@ def skills_results(bundle: "LLMBundle", pairs: list[tuple[str, str]], n: int, ma
 
     items = {pair: eval_items_of(pair[0], n, pair[1]) for pair in pairs}
     every = [it for pair in pairs for it in items[pair]]
-    offsets = dict(zip(pairs, itertools.accumulate((len(items[p]) for p in pairs), initial=0)))
+    starts = itertools.accumulate((len(items[p]) for p in pairs), initial=0)
+    spans = {p: slice(start, start + len(items[p])) for p, start in zip(pairs, starts)}  # rows of `every`
     caps = [min(max_new_tokens, SKILL_MAX_NEW_TOKENS.get(it.skill, max_new_tokens)) for it in every]
     answers: list[str | None] = [None] * len(every)
     results: dict[tuple[str, str], dict[str, Any]] = {}
@@ -115,10 +116,9 @@ def skills_results(bundle: "LLMBundle", pairs: list[tuple[str, str]], n: int, ma
     def answered(indices: list[int], batch_answers: list[str]) -> None:
         for i, answer in zip(indices, batch_answers):
             answers[i] = answer
-        fresh = [p for p in pairs if p not in results
-                 and all(a is not None for a in answers[offsets[p]:offsets[p] + len(items[p])])]
+        fresh = [p for p in pairs if p not in results and all(a is not None for a in answers[spans[p]])]
         for pair in fresh:
-            pair_answers = answers[offsets[pair]:offsets[pair] + len(items[pair])]
+            pair_answers = answers[spans[pair]]
             scores = [behaviour_score(it, a) for it, a in zip(items[pair], pair_answers)]
             refusals = [is_refusal(a) for a in pair_answers]
             results[pair] = {"answers": pair_answers, "scores": scores, "refusals": refusals,

@@ -86,17 +86,19 @@ def _decode_batch(bundle: LLMBundle, indices: list[int], rows: list[list[int]], 
     """Answers of one batch: a prompt forward pass, then one token per step for the rows still going
     (``finished`` hears how many rows end at each step)."""
     import torch
+    from transformers import DynamicCache
 
     stop_ids = set(stop_token_ids(bundle))
     tokenizer = bundle.tokenizer
     ids, mask, width = left_pad(bundle, rows)  # (B, T) each
     query_mask = span_mask(query_spans, [len(r) for r in rows], width).to(ids.device)  # (B, T)
     new: list[list[int]] = [[] for _ in rows]
-    cache = _new_cache(bundle)
+    cache = DynamicCache()  # grows per layer (the presets' models use full attention in every layer)
+    with_cache = {_cache_argument(type(bundle.model)): cache}
     with torch.no_grad(), bundle.active(seed=seed), run_state(query_mask=query_mask) as state:
         position = positions(mask)  # (B, T)
         logits = bundle.model(input_ids=ids, attention_mask=mask, position_ids=position, use_cache=True,
-                              logits_to_keep=1, **{_cache_argument(type(bundle.model)): cache}).logits  # (B, 1, V)
+                              logits_to_keep=1, **with_cache).logits  # (B, 1, V)
         state.prefill = False
         refused = abstained_rows(state, len(rows))
         alive = [b for b in range(len(rows)) if not refused[b] and caps[b] > 0]  # batch rows still decoding
@@ -127,16 +129,9 @@ def _decode_batch(bundle: LLMBundle, indices: list[int], rows: list[list[int]], 
             mask = torch.cat([mask, mask.new_ones(len(alive), 1)], dim=1)  # (b, T + 1)
             last = last + 1
             logits = bundle.model(input_ids=tokens[:, None], attention_mask=mask, position_ids=last[:, None],
-                                  use_cache=True, **{_cache_argument(type(bundle.model)): cache}).logits  # (b, 1, V)
+                                  use_cache=True, **with_cache).logits  # (b, 1, V)
     return [state.refusal_text if refused[b] else tokenizer.decode(new[b], skip_special_tokens=True).strip()
             for b in range(len(rows))]
-
-
-def _new_cache(bundle: LLMBundle) -> object:
-    """An empty KV cache that grows per layer (the presets' models use full attention in every layer)."""
-    from transformers import DynamicCache
-
-    return DynamicCache()
 
 
 @lru_cache(maxsize=None)
